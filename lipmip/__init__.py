@@ -1,0 +1,49 @@
+"""lipmip: certified lower and upper bounds on the Lipschitz constant of ReLU networks."""
+
+from lipmip.api import lipschitz
+from lipmip.domains import Ball, Box, Region
+from lipmip.errors import (
+    InvalidQueryError,
+    InvalidRegionError,
+    LipmipError,
+    MissingDependencyError,
+    ModelFormatError,
+    NonFiniteError,
+    ShapeError,
+    SolverUnavailableError,
+    UnknownActivationError,
+    UnsupportedOperatorError,
+)
+from lipmip.io import load, save
+from lipmip.network import Layer, Network
+from lipmip.query import Query
+from lipmip.result import LipschitzBound, Witness
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Ball",
+    "Box",
+    "InvalidQueryError",
+    "InvalidRegionError",
+    "Layer",
+    "LipmipError",
+    "LipschitzBound",
+    "MissingDependencyError",
+    "ModelFormatError",
+    "Network",
+    "NonFiniteError",
+    "Query",
+    "Region",
+    "ShapeError",
+    "SolverUnavailableError",
+    "UnknownActivationError",
+    "UnsupportedOperatorError",
+    "Witness",
+    "examples",
+    "lipschitz",
+    "load",
+    "save",
+]
+
+from lipmip import examples  # noqa: E402  (the bundled network and data; loads nothing until called)

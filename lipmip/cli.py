@@ -1,0 +1,208 @@
+"""The ``lipmip`` command line: a thin layer over the Python API.
+
+Every :class:`~lipmip.errors.LipmipError` becomes one line on stderr and exit
+status 1; argument mistakes exit with status 2 (argparse).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+import lipmip
+from lipmip.api import METHODS, default_query
+from lipmip.domains import Ball, Box, Region
+from lipmip.errors import InvalidQueryError, InvalidRegionError, LipmipError
+from lipmip.io.data import load_points
+from lipmip.network import Network
+from lipmip.norms import norm_name
+from lipmip.query import Query
+
+__all__ = ["main", "build_parser"]
+
+
+# ---------------------------------------------------------------------------- input parsing
+def _numbers(text: str, what: str) -> np.ndarray:
+    try:
+        return np.array([float(t) for t in text.split(",") if t.strip()], dtype=np.float64)
+    except ValueError:
+        raise InvalidRegionError(f"{what}: expected numbers separated by commas, got {text!r}") from None
+
+
+def _point(spec: str, index: int | None, scale: float, dim: int) -> np.ndarray:
+    """A point from a comma list of numbers or a data file (row ``index``)."""
+    if Path(spec).suffix.lower() in (".npy", ".npz", ".csv"):
+        X, _ = load_points(spec)
+        row = 0 if index is None else index
+        if not 0 <= row < X.shape[0]:
+            raise InvalidRegionError(f"--index {row} is out of range: {spec} holds {X.shape[0]} points")
+        x = X[row]
+    else:
+        if index is not None:
+            raise InvalidRegionError("--index applies only when --center is a data file")
+        x = _numbers(spec, "--center")
+        if x.size == 1 and dim > 1:
+            x = np.full(dim, x[0])
+    return x * scale
+
+
+def _region(args: argparse.Namespace, net: Network) -> Region:
+    if args.box is not None and args.center is not None:
+        raise InvalidRegionError("give either --box or --center/--radius, not both")
+    if args.box is not None:
+        lo, hi = (_numbers(t, "--box") for t in args.box)
+        lo = np.full(net.input_dim, lo[0]) if lo.size == 1 else lo
+        hi = np.full(net.input_dim, hi[0]) if hi.size == 1 else hi
+        region: Region = Box(lo, hi)
+    elif args.center is not None:
+        if args.radius is None:
+            raise InvalidRegionError("--center needs --radius")
+        region = Ball(_point(args.center, args.index, args.scale, net.input_dim), args.radius, args.ball)
+    else:
+        raise InvalidRegionError("give an input region: --box LO HI, or --center X --radius R")
+    region.check_network(net)
+    return region
+
+
+def _query(args: argparse.Namespace, net: Network, region: Region) -> Query:
+    norm = args.norm if args.norm is not None else getattr(region, "p", "inf")
+    if args.output is not None and args.margin is not None:
+        raise InvalidQueryError("give either --output or --margin, not both")
+    if args.output is not None:
+        return Query.output(args.output, net.output_dim, norm)
+    if args.margin is not None:
+        if args.margin == "top2":
+            if not isinstance(region, Ball):
+                raise InvalidQueryError("--margin top2 needs a ball (it uses the prediction at the centre)")
+            order = np.argsort(-net(region.center))
+            return Query.margin(int(order[0]), int(order[1]), net.output_dim, norm)
+        parts = args.margin.split(",")
+        try:
+            i, j = (int(p) for p in parts)
+        except ValueError:
+            raise InvalidQueryError(f"--margin expects I,J or top2, got {args.margin!r}") from None
+        return Query.margin(i, j, net.output_dim, norm)
+    return default_query(net, region, norm)
+
+
+# ---------------------------------------------------------------------------- commands
+def _cmd_info(args: argparse.Namespace) -> int:
+    net = lipmip.load(args.model)
+    if args.json:
+        print(json.dumps(_network_dict(net), indent=2))
+        return 0
+    print(f"model: {args.model}")
+    print(net.summary())
+    return 0
+
+
+def _network_dict(net: Network) -> dict:
+    return {
+        "name": net.name,
+        "input_dim": net.input_dim,
+        "input_shape": list(net.input_shape),
+        "output_dim": net.output_dim,
+        "widths": list(net.widths),
+        "activations": list(net.activations),
+        "parameters": net.num_parameters,
+        "relus": net.num_relus,
+    }
+
+
+def _cmd_bound(args: argparse.Namespace) -> int:
+    net = lipmip.load(args.model)
+    region = _region(args, net)
+    query = _query(args, net, region)
+    options = {}
+    if args.method in ("auto", "sample"):
+        options = {"samples": args.samples, "seed": args.seed}
+    result = lipmip.lipschitz(net, region, query, method=args.method, **options)
+    if args.json:
+        out = {"model": str(args.model), "network": _network_dict(net), **result.to_dict(include_witness=args.witness)}
+        print(json.dumps(out, indent=2))
+        return 0
+    print(f"model:  {args.model}  ({'-'.join(map(str, net.widths))}, {net.num_relus} ReLUs)")
+    print(f"region: {_describe_region(region)}")
+    print(f"query:  {query.describe()}")
+    if result.lower is None:
+        print("lower:  -")
+    else:
+        source = result.details.get("lower_from") or result.method
+        print(f"lower:  {result.lower:.6g}   (a pair of points in the region proves it; {source})")
+    if result.upper is None:
+        print("upper:  -")
+    else:
+        print(f"upper:  {result.upper:.6g}   ({result.details.get('upper_from') or result.method})")
+    if result.estimate is not None:
+        print(f"estimate (not certified): {result.estimate:.6g}")
+    print(f"status: {result.status}   method: {result.method}   time: {result.seconds:.3f} s")
+    return 0
+
+
+def _describe_region(region: Region) -> str:
+    if isinstance(region, Ball):
+        return f"l{norm_name(region.p)} ball of radius {region.radius:g} around a point in R^{region.dim}"
+    assert isinstance(region, Box)
+    return (f"box in R^{region.dim}, lo in [{region.lo.min():g}, {region.lo.max():g}], "
+            f"hi in [{region.hi.min():g}, {region.hi.max():g}]")
+
+
+# ---------------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lipmip", description="Certified Lipschitz bounds for ReLU networks.")
+    parser.add_argument("--version", action="version", version=f"lipmip {lipmip.__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    info = sub.add_parser("info", help="describe a model: layers, sizes, parameters, activations")
+    info.add_argument("model", help="model file (.npz, .onnx, .onnx.gz, .pt)")
+    info.add_argument("--json", action="store_true", help="print JSON")
+    info.set_defaults(func=_cmd_info)
+
+    bound = sub.add_parser("bound", help="certified lower/upper bounds on a local Lipschitz constant")
+    bound.add_argument("model", help="model file (.npz, .onnx, .onnx.gz, .pt)")
+    where = bound.add_argument_group("input region (one of)")
+    where.add_argument("--box", nargs=2, metavar=("LO", "HI"), help="a box: numbers or comma lists")
+    where.add_argument("--center", metavar="X", help="ball centre: comma list, or a .npy/.npz/.csv data file")
+    where.add_argument("--index", type=int, help="row of the data file given to --center (default 0)")
+    where.add_argument("--scale", type=float, default=1.0, help="multiply the centre by this (e.g. 0.00392 for pixel/255)")
+    where.add_argument("--radius", type=float, help="ball radius")
+    where.add_argument("--ball", default="inf", help="ball norm: inf, 2 or 1 (default inf)")
+    what = bound.add_argument_group("what to bound")
+    what.add_argument("--norm", help="input norm (default: the ball's norm, inf for a box)")
+    what.add_argument("--output", type=int, metavar="I", help="bound output I alone")
+    what.add_argument("--margin", metavar="I,J|top2", help="bound f_I - f_J; top2: predicted class minus runner-up at the centre")
+    how = bound.add_argument_group("method")
+    how.add_argument("--method", default="auto", choices=list(METHODS), help="bound method (default auto)")
+    how.add_argument("--samples", type=int, default=2000, help="sampled points for the lower bound")
+    how.add_argument("--seed", type=int, default=0)
+    bound.add_argument("--json", action="store_true", help="print the result as JSON")
+    bound.add_argument("--witness", action="store_true", help="include the witness points in the JSON")
+    bound.set_defaults(func=_cmd_bound)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except LipmipError as exc:
+        print(f"lipmip: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("lipmip: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # the reader went away (e.g. `lipmip info ... | head`): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,69 @@
+"""The error hierarchy of lipmip.
+
+Every problem a user can cause (a bad file, a bad shape, a bad region, a
+missing solver or extra) raises a subclass of :class:`LipmipError` whose
+message names the problem. The CLI turns these into one line on stderr and a
+non-zero exit; anything else reaching the user is a bug in lipmip.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "LipmipError",
+    "ModelFormatError",
+    "UnsupportedOperatorError",
+    "ShapeError",
+    "NonFiniteError",
+    "InvalidRegionError",
+    "InvalidQueryError",
+    "UnknownActivationError",
+    "MissingDependencyError",
+    "SolverUnavailableError",
+]
+
+
+class LipmipError(Exception):
+    """Base class of every error lipmip raises on purpose."""
+
+
+class ModelFormatError(LipmipError):
+    """A model file or object cannot be read: unreadable path, truncated or
+    corrupt file, missing arrays, unknown file type."""
+
+
+class UnsupportedOperatorError(ModelFormatError):
+    """A model contains an operator lipmip cannot represent exactly
+    (the message names the operator and the node)."""
+
+
+class ShapeError(LipmipError):
+    """Array shapes do not fit together (layers that do not chain, an input of
+    the wrong dimension, an empty layer list)."""
+
+
+class NonFiniteError(LipmipError):
+    """An array that must be finite holds NaN or infinity."""
+
+
+class InvalidRegionError(LipmipError):
+    """An input region is malformed: inverted or empty box, radius <= 0,
+    unknown norm, or a dimension that does not match the network."""
+
+
+class InvalidQueryError(LipmipError):
+    """A Lipschitz query is malformed: unknown norm, wrong length of the output
+    functional, unsupported norm pair."""
+
+
+class UnknownActivationError(LipmipError):
+    """An activation name that lipmip does not know."""
+
+
+class MissingDependencyError(LipmipError):
+    """An optional dependency is needed and not installed (the message names
+    the pip extra that provides it)."""
+
+
+class SolverUnavailableError(LipmipError):
+    """A requested solver is not installed, not licensed, or refuses the model
+    (e.g. the size-limited Gurobi licence)."""

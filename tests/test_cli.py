@@ -1,0 +1,74 @@
+"""The lipmip command line: real runs, one-line errors, exit codes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import lipmip
+from lipmip.cli import main
+from lipmip.examples import DIGITS_MODEL, DIGITS_TEST
+
+
+def test_info_prints_layers(capsys):
+    assert main(["info", str(DIGITS_MODEL)]) == 0
+    out = capsys.readouterr().out
+    assert "3 affine layers" in out and "3,466 parameters" in out and "identity" in out
+
+
+def test_info_json(capsys):
+    assert main(["info", str(DIGITS_MODEL), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["widths"] == [64, 32, 32, 10] and info["parameters"] == 3466
+
+
+def test_bound_json_is_consistent(capsys):
+    args = ["bound", str(DIGITS_MODEL), "--center", str(DIGITS_TEST), "--index", "3", "--radius", "0.02",
+            "--margin", "top2", "--json", "--witness", "--samples", "300"]
+    assert main(args) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert 0 < out["lower"] <= out["upper"]
+    a, b = np.array(out["witness"]["a"]), np.array(out["witness"]["b"])
+    net = lipmip.load(DIGITS_MODEL)
+    c = np.array(out["query"]["c"])
+    quotient = abs(c @ (net(a) - net(b))) / np.abs(a - b).max()
+    assert quotient >= out["lower"]
+    center = np.array(out["region"]["center"])
+    assert np.abs(a - center).max() <= 0.02 and np.abs(b - center).max() <= 0.02
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["bound", "missing.onnx", "--box", "0", "1"], "no such file"),
+        (["bound", str(DIGITS_MODEL), "--box", "1", "0"], "lo > hi"),
+        (["bound", str(DIGITS_MODEL), "--center", "0.5", "--radius", "0"], "radius"),
+        (["bound", str(DIGITS_MODEL), "--center", "0.5", "--radius", "-1"], "radius"),
+        (["bound", str(DIGITS_MODEL), "--center", "0.5,0.5", "--radius", "0.1"], "dimension 2"),
+        (["bound", str(DIGITS_MODEL), "--center", "0.5"], "needs --radius"),
+        (["bound", str(DIGITS_MODEL)], "input region"),
+        (["bound", str(DIGITS_MODEL), "--box", "0", "1", "--norm", "3"], "norm"),
+        (["bound", str(DIGITS_MODEL), "--box", "0", "1", "--margin", "3,3"], "two different outputs"),
+        (["bound", str(DIGITS_MODEL), "--box", "0", "1", "--output", "10"], "out of range"),
+        (["bound", str(DIGITS_MODEL), "--center", str(DIGITS_TEST), "--index", "999", "--radius", "0.1"], "out of range"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_1(capsys, args, message):
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("lipmip: error: ") and message in err
+    assert err.count("\n") == 1
+
+
+def test_console_script_runs_as_a_process(tmp_path):
+    (tmp_path / "junk.onnx").write_bytes(b"this is not onnx")
+    ok = subprocess.run([sys.executable, "-m", "lipmip.cli", "info", str(DIGITS_MODEL)], capture_output=True, text=True)
+    assert ok.returncode == 0 and "digits_mlp.npz" in ok.stdout
+    junk = str(tmp_path / "junk.onnx")
+    bad = subprocess.run([sys.executable, "-m", "lipmip.cli", "info", junk], capture_output=True, text=True)
+    assert bad.returncode == 1
+    assert "Traceback" not in bad.stderr and bad.stderr.startswith("lipmip: error:")
