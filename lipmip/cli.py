@@ -35,6 +35,17 @@ def _numbers(text: str, what: str) -> np.ndarray:
         raise InvalidRegionError(f"{what}: expected numbers separated by commas, got {text!r}") from None
 
 
+def _number_or_ratio(text: str) -> float:
+    """``0.5`` or ``1/255`` (argparse type)."""
+    try:
+        if "/" in text:
+            num, den = text.split("/", 1)
+            return float(num) / float(den)
+        return float(text)
+    except (ValueError, ZeroDivisionError):
+        raise argparse.ArgumentTypeError(f"expected a number or a ratio such as 1/255, got {text!r}") from None
+
+
 def _point(spec: str, index: int | None, scale: float, dim: int) -> np.ndarray:
     """A point from a comma list of numbers or a data file (row ``index``)."""
     if Path(spec).suffix.lower() in (".npy", ".npz", ".csv"):
@@ -170,7 +181,8 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--box", nargs=2, metavar=("LO", "HI"), help="a box: numbers or comma lists")
     where.add_argument("--center", metavar="X", help="ball centre: comma list, or a .npy/.npz/.csv data file")
     where.add_argument("--index", type=int, help="row of the data file given to --center (default 0)")
-    where.add_argument("--scale", type=float, default=1.0, help="multiply the centre by this (e.g. 0.00392 for pixel/255)")
+    where.add_argument("--scale", type=_number_or_ratio, default=1.0,
+                       help="multiply the centre by this, a number or a ratio (e.g. 1/255 for pixels)")
     where.add_argument("--radius", type=float, help="ball radius")
     where.add_argument("--ball", default="inf", help="ball norm: inf, 2 or 1 (default inf)")
     what = bound.add_argument_group("what to bound")

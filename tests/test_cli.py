@@ -72,3 +72,30 @@ def test_console_script_runs_as_a_process(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "lipmip.cli", "info", junk], capture_output=True, text=True)
     assert bad.returncode == 1
     assert "Traceback" not in bad.stderr and bad.stderr.startswith("lipmip: error:")
+
+
+SHARED_MODELS = [
+    "acasxu/ACASXU_run2a_1_1_batch_2000.onnx",
+    "acasxu/ACASXU_run2a_1_2_batch_2000.onnx",
+    "acasxu/ACASXU_run2a_2_1_batch_2000.onnx",
+    "acasxu/ACASXU_run2a_3_3_batch_2000.onnx",
+    "acasxu/ACASXU_run2a_5_9_batch_2000.onnx",
+    "mnist/mnist-net_256x2.onnx",
+    "mnist/mnist-net_256x4.onnx",
+    "mnist/mnist-net_256x6.onnx.gz",
+    "mnist/mnist_relu_3_50.onnx",
+    "mnist/mnist_relu_3_100.onnx",
+    "mnist/mnist_relu_6_100.onnx",
+    "mnist/mnist_relu_9_100.onnx",
+    "mnist/mnist_relu_9_200.onnx",
+]
+
+
+@pytest.mark.parametrize("relative", SHARED_MODELS)
+def test_info_on_every_shared_network(shared_networks, capsys, relative):
+    assert main(["info", str(shared_networks / relative), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["output_dim"] in (5, 10)
+    assert info["input_dim"] in (5, 784)
+    # ERAN networks keep their output ReLU
+    assert (info["activations"][-1] == "relu") == ("mnist_relu_" in relative)
