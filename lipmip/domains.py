@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from lipmip.errors import InvalidRegionError
-from lipmip.norms import norm_name, parse_norm, vector_norm
+from lipmip.norms import dual_norm, norm_name, parse_norm, vector_norm
 
 __all__ = ["Box", "Ball", "Region", "as_region"]
 
@@ -63,6 +63,12 @@ class Region(abc.ABC):
     @abc.abstractmethod
     def to_dict(self) -> dict:
         """A JSON-ready description."""
+
+    @abc.abstractmethod
+    def linear_range(self, A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(lo, hi)`` with ``lo_i <= (A x)_i <= hi_i`` for every ``x`` in the
+        region: the exact range of each row, enlarged by a bound on float64
+        rounding."""
 
     def _points(self, x: Any) -> np.ndarray:
         """``x`` as float64 points whose last axis is the region's dimension."""
@@ -139,6 +145,14 @@ class Box(Region):
         u = rng.random((n, self.dim))
         return np.clip(self.lo * (1 - u) + self.hi * u, self.lo, self.hi)
 
+    def linear_range(self, A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        A = np.asarray(A, dtype=np.float64)
+        Ap, An = np.maximum(A, 0.0), np.minimum(A, 0.0)
+        lo = Ap @ self.lo + An @ self.hi
+        hi = Ap @ self.hi + An @ self.lo
+        err = _gamma(A.shape[-1] + 1) * (np.abs(A) @ np.maximum(np.abs(self.lo), np.abs(self.hi))) + _ABS_SLACK
+        return lo - err, hi + err
+
     def to_dict(self) -> dict:
         return {"type": "box", "lo": self.lo.tolist(), "hi": self.hi.tolist()}
 
@@ -205,11 +219,27 @@ class Ball(Region):
             u = e[:, :d] / e.sum(axis=1, keepdims=True) * rng.choice([-1.0, 1.0], size=(n, d))
         return self.center + self.radius * u
 
+    def linear_range(self, A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        A = np.asarray(A, dtype=np.float64)
+        mid = A @ self._center
+        spread = self.radius * vector_norm(A, dual_norm(self.p), axis=-1)
+        n = A.shape[-1]
+        err = _gamma(n + 1) * (np.abs(A) @ np.abs(self._center)) + _gamma(2 * n + 4) * spread + _ABS_SLACK
+        return mid - spread - err, mid + spread + err
+
     def to_dict(self) -> dict:
         return {"type": "ball", "center": self.center.tolist(), "radius": self.radius, "p": norm_name(self.p)}
 
     def __repr__(self) -> str:
         return f"Ball(dim={self.dim}, radius={self.radius!r}, p={norm_name(self.p)})"
+
+
+_U = np.finfo(np.float64).eps / 2
+_ABS_SLACK = 1e-300  # covers underflow in the sums above
+
+
+def _gamma(n: int) -> float:
+    return n * _U / (1 - n * _U)
 
 
 def _sum_rounded(a: np.ndarray, b: float, down: bool) -> np.ndarray:

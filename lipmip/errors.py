@@ -19,6 +19,7 @@ __all__ = [
     "UnknownActivationError",
     "MissingDependencyError",
     "SolverUnavailableError",
+    "RegionLimitError",
 ]
 
 
@@ -67,3 +68,8 @@ class MissingDependencyError(LipmipError):
 class SolverUnavailableError(LipmipError):
     """A requested solver is not installed, not licensed, or refuses the model
     (e.g. the size-limited Gurobi licence)."""
+
+
+class RegionLimitError(LipmipError):
+    """An exhaustive method (activation-region enumeration) passed its limit
+    on the number of regions or on time before finishing."""
