@@ -8,7 +8,7 @@ from typing import Any, Callable
 
 from lipmip.domains import Region, as_region
 from lipmip.errors import InvalidQueryError, LipmipError
-from lipmip.estimate import product_upper_bound, sample_lower_bound
+from lipmip.estimate import interval_jacobian_upper_bound, product_upper_bound, sample_lower_bound
 from lipmip.network import Network
 from lipmip.query import Query
 from lipmip.result import LipschitzBound
@@ -17,9 +17,11 @@ __all__ = ["lipschitz", "default_query", "METHODS"]
 
 
 def _auto(net: Network, region: Region, query: Query, **options: Any) -> LipschitzBound:
-    """The best combination available today: sampled lower + norm-product upper."""
+    """The best combination available today: the sampled lower bound and the
+    smaller of the interval-Jacobian and norm-product upper bounds."""
     return LipschitzBound.combine(
         sample_lower_bound(net, region, query, **options),
+        interval_jacobian_upper_bound(net, region, query),
         product_upper_bound(net, region, query),
         method="auto",
     )
@@ -29,6 +31,7 @@ METHODS: dict[str, Callable[..., LipschitzBound]] = {
     "auto": _auto,
     "sample": sample_lower_bound,
     "naive": product_upper_bound,
+    "interval": interval_jacobian_upper_bound,
 }
 
 # the options each method accepts (auto passes its options to the sampler)
@@ -71,7 +74,7 @@ def lipschitz(
     """Certified bounds on the local Lipschitz constant of ``query`` over ``region``.
 
     ``method`` is one of :data:`METHODS` (``"auto"``, ``"sample"``,
-    ``"naive"``); ``options`` go to that method. The result satisfies
+    ``"naive"``, ``"interval"``); ``options`` go to that method. The result satisfies
     ``lower <= L <= upper`` for the sides it fills.
     """
     if not isinstance(net, Network):

@@ -66,6 +66,8 @@ def _point(spec: str, index: int | None, scale: float, dim: int) -> np.ndarray:
 def _region(args: argparse.Namespace, net: Network) -> Region:
     if args.box is not None and args.center is not None:
         raise InvalidRegionError("give either --box or --center/--radius, not both")
+    if args.clip is not None and args.center is None:
+        raise InvalidRegionError("--clip applies to a ball given by --center/--radius")
     if args.box is not None:
         lo, hi = (_numbers(t, "--box") for t in args.box)
         lo = np.full(net.input_dim, lo[0]) if lo.size == 1 else lo
@@ -75,6 +77,8 @@ def _region(args: argparse.Namespace, net: Network) -> Region:
         if args.radius is None:
             raise InvalidRegionError("--center needs --radius")
         region = Ball(_point(args.center, args.index, args.scale, net.input_dim), args.radius, args.ball)
+        if args.clip is not None:
+            region = region.clip(*args.clip)
     else:
         raise InvalidRegionError("give an input region: --box LO HI, or --center X --radius R")
     region.check_network(net)
@@ -105,11 +109,33 @@ def _query(args: argparse.Namespace, net: Network, region: Region) -> Query:
 # ---------------------------------------------------------------------------- commands
 def _cmd_info(args: argparse.Namespace) -> int:
     net = lipmip.load(args.model)
+    region = _region(args, net) if (args.box is not None or args.center is not None) else None
+    forward = grads = None
+    if region is not None:
+        from lipmip.bounds import compute
+        from lipmip.bounds.backward import gradient_bounds
+
+        forward = compute(net, region, args.bounds)
+        grads = gradient_bounds(forward, np.eye(net.output_dim))
     if args.json:
-        print(json.dumps(_network_dict(net), indent=2))
+        out = _network_dict(net)
+        if forward is not None:
+            from lipmip.bounds.stability import stability_table
+
+            out["region"] = region.to_dict()
+            out["bounds"] = {"method": forward.method, "seconds": forward.seconds,
+                             "unstable": forward.num_unstable, "relus": forward.num_relus,
+                             "layers": stability_table(forward, grads)}
+        print(json.dumps(out, indent=2))
         return 0
     print(f"model: {args.model}")
     print(net.summary())
+    if forward is not None:
+        from lipmip.bounds.stability import format_stability
+
+        print()
+        print(f"stability over the {_describe_region(region)}:")
+        print(format_stability(forward, grads))
     return 0
 
 
@@ -165,19 +191,8 @@ def _describe_region(region: Region) -> str:
 
 
 # ---------------------------------------------------------------------------- parser
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lipmip", description="Certified Lipschitz bounds for ReLU networks.")
-    parser.add_argument("--version", action="version", version=f"lipmip {lipmip.__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    info = sub.add_parser("info", help="describe a model: layers, sizes, parameters, activations")
-    info.add_argument("model", help="model file (.npz, .onnx, .onnx.gz, .pt)")
-    info.add_argument("--json", action="store_true", help="print JSON")
-    info.set_defaults(func=_cmd_info)
-
-    bound = sub.add_parser("bound", help="certified lower/upper bounds on a local Lipschitz constant")
-    bound.add_argument("model", help="model file (.npz, .onnx, .onnx.gz, .pt)")
-    where = bound.add_argument_group("input region (one of)")
+def _add_region_arguments(parser: argparse.ArgumentParser, title: str) -> None:
+    where = parser.add_argument_group(title)
     where.add_argument("--box", nargs=2, metavar=("LO", "HI"), help="a box: numbers or comma lists")
     where.add_argument("--center", metavar="X", help="ball centre: comma list, or a .npy/.npz/.csv data file")
     where.add_argument("--index", type=int, help="row of the data file given to --center (default 0)")
@@ -185,6 +200,26 @@ def build_parser() -> argparse.ArgumentParser:
                        help="multiply the centre by this, a number or a ratio (e.g. 1/255 for pixels)")
     where.add_argument("--radius", type=float, help="ball radius")
     where.add_argument("--ball", default="inf", help="ball norm: inf, 2 or 1 (default inf)")
+    where.add_argument("--clip", nargs=2, type=float, metavar=("LO", "HI"),
+                       help="intersect an inf-ball with the box [LO, HI] (e.g. 0 1 for pixels); gives a box")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lipmip", description="Certified Lipschitz bounds for ReLU networks.")
+    parser.add_argument("--version", action="version", version=f"lipmip {lipmip.__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    info = sub.add_parser("info", help="describe a model; with a region, also its neuron stability")
+    info.add_argument("model", help="model file (.npz, .onnx, .onnx.gz, .pt)")
+    _add_region_arguments(info, "input region for the stability report (optional)")
+    info.add_argument("--bounds", default="linear", choices=["interval", "linear", "lp"],
+                      help="neuron bound method for the stability report (default linear)")
+    info.add_argument("--json", action="store_true", help="print JSON")
+    info.set_defaults(func=_cmd_info)
+
+    bound = sub.add_parser("bound", help="certified lower/upper bounds on a local Lipschitz constant")
+    bound.add_argument("model", help="model file (.npz, .onnx, .onnx.gz, .pt)")
+    _add_region_arguments(bound, "input region (one of)")
     what = bound.add_argument_group("what to bound")
     what.add_argument("--norm", help="input norm (default: the ball's norm, inf for a box)")
     what.add_argument("--output", type=int, metavar="I", help="bound output I alone")

@@ -219,6 +219,20 @@ class Ball(Region):
             u = e[:, :d] / e.sum(axis=1, keepdims=True) * rng.choice([-1.0, 1.0], size=(n, d))
         return self.center + self.radius * u
 
+    def clip(self, lo: Any, hi: Any) -> Box:
+        """The intersection of an ℓ∞ ball with the box ``[lo, hi]`` (e.g. the
+        valid pixel range), as a :class:`Box`. Other norms give no box and
+        are refused."""
+        if self.p != math.inf:
+            raise InvalidRegionError(f"only an l-inf ball can be clipped to a box; this ball has p={norm_name(self.p)}")
+        outer = self.bounding_box()
+        clip = Box(np.broadcast_to(np.asarray(lo, dtype=np.float64), (self.dim,)),
+                   np.broadcast_to(np.asarray(hi, dtype=np.float64), (self.dim,)))
+        new_lo, new_hi = np.maximum(outer.lo, clip.lo), np.minimum(outer.hi, clip.hi)
+        if np.any(new_lo > new_hi):
+            raise InvalidRegionError("the ball does not meet the clipping box")
+        return Box(new_lo, new_hi)
+
     def linear_range(self, A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         A = np.asarray(A, dtype=np.float64)
         mid = A @ self._center

@@ -99,3 +99,21 @@ def test_info_on_every_shared_network(shared_networks, capsys, relative):
     assert info["input_dim"] in (5, 784)
     # ERAN networks keep their output ReLU
     assert (info["activations"][-1] == "relu") == ("mnist_relu_" in relative)
+
+
+def test_info_with_region_prints_stability(capsys):
+    args = ["info", str(DIGITS_MODEL), "--center", str(DIGITS_TEST), "--radius", "0.05", "--clip", "0", "1"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "stability over the box" in out and "ReLUs unstable" in out
+    assert main(args + ["--json", "--bounds", "interval"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    layers = info["bounds"]["layers"]
+    assert [row["neurons"] for row in layers] == [32, 32, 10]
+    assert info["bounds"]["unstable"] == sum(row["unstable"] or 0 for row in layers)
+
+
+def test_clip_needs_an_inf_ball(capsys):
+    args = ["bound", str(DIGITS_MODEL), "--center", "0.5", "--radius", "0.1", "--ball", "2", "--clip", "0", "1"]
+    assert main(args) == 1
+    assert "only an l-inf ball" in capsys.readouterr().err
