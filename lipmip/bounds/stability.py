@@ -45,7 +45,8 @@ def stability_table(forward: Bounds, grads: GradientBounds | None = None) -> lis
 def format_stability(forward: Bounds, grads: GradientBounds | None = None) -> str:
     """The table of :func:`stability_table` as aligned text."""
     rows = stability_table(forward, grads)
-    head = f"{'layer':>5} {'neurons':>7} {'active':>7} {'inactive':>8} {'unstable':>8} {'stable':>7}  {'max M fwd':>10} {'prod M fwd':>10}"
+    head = (f"{'layer':>5} {'neurons':>7} {'active':>7} {'inactive':>8} {'unstable':>8} {'stable':>7}  "
+            f"{'max M fwd':>10} {'prod M fwd':>10}")
     if grads is not None:
         head += f" {'max M grad':>10}"
     lines = [head]
