@@ -115,7 +115,8 @@ def _cmd_info(args: argparse.Namespace) -> int:
         from lipmip.bounds import compute
         from lipmip.bounds.backward import gradient_bounds
 
-        forward = compute(net, region, args.bounds)
+        options = {"time_limit": args.time_limit} if args.bounds == "lp" and args.time_limit else {}
+        forward = compute(net, region, args.bounds, **options)
         grads = gradient_bounds(forward, np.eye(net.output_dim))
     if args.json:
         out = _network_dict(net)
@@ -214,6 +215,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_region_arguments(info, "input region for the stability report (optional)")
     info.add_argument("--bounds", default="linear", choices=["interval", "linear", "lp"],
                       help="neuron bound method for the stability report (default linear)")
+    info.add_argument("--time-limit", type=float, metavar="S",
+                      help="seconds for --bounds lp (neurons not reached keep valid, looser bounds)")
     info.add_argument("--json", action="store_true", help="print JSON")
     info.set_defaults(func=_cmd_info)
 

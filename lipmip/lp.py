@@ -25,7 +25,7 @@ import scipy.sparse as sp
 
 from lipmip.errors import SolverUnavailableError
 
-__all__ = ["LinearProgram", "LPResult"]
+__all__ = ["LinearProgram", "LPResult", "highspy_module"]
 
 _U = np.finfo(np.float64).eps / 2
 _INF = np.inf
@@ -44,7 +44,8 @@ class LPResult:
     status: str
 
 
-def _highspy():
+def highspy_module():
+    """The highspy module, or a SolverUnavailableError naming the problem."""
     try:
         import highspy
     except ImportError as exc:  # pragma: no cover - highspy is a core dependency
@@ -61,7 +62,7 @@ class LinearProgram:
     """
 
     def __init__(self, A, row_lo, row_hi, col_lo, col_hi, *, time_limit: float | None = None):
-        highspy = _highspy()
+        highspy = highspy_module()
         self._A = sp.csr_matrix(A, dtype=np.float64)
         m, n = self._A.shape
         self.row_lo = np.asarray(row_lo, dtype=np.float64).reshape(m)
@@ -92,7 +93,7 @@ class LinearProgram:
         lp.a_matrix_.num_col_ = n
         lp.a_matrix_.num_row_ = m
         self._h.passModel(lp)
-        self._highspy = highspy
+        self._hs = highspy
         self._cost = np.zeros(n)
 
     @property
@@ -104,7 +105,7 @@ class LinearProgram:
         A_new = sp.csr_matrix(A_new, dtype=np.float64)
         lo = np.asarray(lo, dtype=np.float64).reshape(-1)
         hi = np.asarray(hi, dtype=np.float64).reshape(-1)
-        inf = self._highspy.kHighsInf
+        inf = self._hs.kHighsInf
         self._h.addRows(
             A_new.shape[0],
             np.where(np.isfinite(lo), lo, -inf),
@@ -143,7 +144,7 @@ class LinearProgram:
         if changed.size:
             self._h.changeColsCost(changed.size, changed.astype(np.int32), c[changed])
             self._cost = c.copy()
-        self._h.changeObjectiveSense(self._highspy.ObjSense.kMaximize)
+        self._h.changeObjectiveSense(self._hs.ObjSense.kMaximize)
         self._h.run()
         status = self._h.modelStatusToString(self._h.getModelStatus())
         sol = self._h.getSolution()

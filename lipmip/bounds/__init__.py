@@ -28,6 +28,12 @@ def compute(net: Network, region: Region, method: str = "linear", **options: Any
     ``method``: ``"interval"``, ``"linear"`` or ``"lp"``. Guarantees
     ``lower[k] <= z_k(x) <= upper[k]`` for every ``x`` in the region, in exact
     arithmetic, for every layer ``k``.
+
+    ``lp`` options: ``base=`` (bounds to start from, default ``linear``),
+    ``time_limit=`` (seconds; neurons not reached keep valid bounds),
+    ``milp_time_limit=`` (seconds per neuron and side for MILP tightening
+    after the LP pass; sound up to HiGHS's tolerances, the result's method is
+    then ``"lp+milp"``), ``progress=`` (a progress bar).
     """
     if not isinstance(net, Network):
         raise LipmipError(f"expected a lipmip.Network, got {type(net).__name__}")
