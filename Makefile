@@ -32,6 +32,8 @@ demo: $(VENV)/.core-installed
 	@echo
 	$(BIN)/lipmip bound $(DEMO_MODEL) --center $(DEMO_DATA) --index 0 --radius 0.05 --ball inf --margin top2
 	@echo
+	$(BIN)/lipmip bound $(DEMO_MODEL) --center $(DEMO_DATA) --index 0 --radius 0.05 --ball inf --margin top2 --method enumerate
+	@echo
 	$(BIN)/lipmip bound $(DEMO_MODEL) --center $(DEMO_DATA) --index 0 --radius 0.05 --ball 2 --margin top2
 
 test: $(VENV)/.test-installed

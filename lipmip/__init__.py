@@ -3,6 +3,7 @@
 from lipmip.api import lipschitz
 from lipmip.domains import Ball, Box, Region
 from lipmip.errors import (
+    AmbiguousRegionsError,
     InvalidQueryError,
     InvalidRegionError,
     LipmipError,
@@ -23,6 +24,7 @@ from lipmip.result import LipschitzBound, Witness
 __version__ = "0.1.0"
 
 __all__ = [
+    "AmbiguousRegionsError",
     "Ball",
     "Box",
     "InvalidQueryError",

@@ -11,9 +11,10 @@ from lipmip.errors import InvalidQueryError, LipmipError
 from lipmip.estimate import interval_jacobian_upper_bound, product_upper_bound, sample_lower_bound
 from lipmip.network import Network
 from lipmip.query import Query
+from lipmip.regions import exact_lipschitz_by_enumeration
 from lipmip.result import LipschitzBound
 
-__all__ = ["lipschitz", "default_query", "METHODS"]
+__all__ = ["lipschitz", "default_query", "accepted_options", "METHODS"]
 
 
 def _auto(net: Network, region: Region, query: Query, **options: Any) -> LipschitzBound:
@@ -32,17 +33,21 @@ METHODS: dict[str, Callable[..., LipschitzBound]] = {
     "sample": sample_lower_bound,
     "naive": product_upper_bound,
     "interval": interval_jacobian_upper_bound,
+    "enumerate": exact_lipschitz_by_enumeration,
 }
 
 # the options each method accepts (auto passes its options to the sampler)
 _OPTIONS: dict[str, Callable[..., LipschitzBound]] = {"auto": sample_lower_bound}
 
 
-def _check_options(method: str, options: dict[str, Any]) -> None:
+def accepted_options(method: str) -> list[str]:
+    """The keyword options ``method`` takes."""
     fn = _OPTIONS.get(method, METHODS[method])
-    accepted = [
-        name for name, p in inspect.signature(fn).parameters.items() if p.kind is inspect.Parameter.KEYWORD_ONLY
-    ]
+    return [name for name, p in inspect.signature(fn).parameters.items() if p.kind is inspect.Parameter.KEYWORD_ONLY]
+
+
+def _check_options(method: str, options: dict[str, Any]) -> None:
+    accepted = accepted_options(method)
     unknown = sorted(set(options) - set(accepted))
     if unknown:
         raise InvalidQueryError(
@@ -73,8 +78,11 @@ def lipschitz(
 ) -> LipschitzBound:
     """Certified bounds on the local Lipschitz constant of ``query`` over ``region``.
 
-    ``method`` is one of :data:`METHODS` (``"auto"``, ``"sample"``,
-    ``"naive"``, ``"interval"``); ``options`` go to that method. The result satisfies
+    ``method`` is one of :data:`METHODS`: ``"auto"`` (sampled lower bound and
+    the best cheap upper bound), ``"sample"``, ``"naive"`` (norm product),
+    ``"interval"`` (interval Jacobian), ``"enumerate"`` (exact, by listing
+    every activation region: small networks only); ``options`` go to that
+    method. The result satisfies
     ``lower <= L <= upper`` for the sides it fills.
     """
     if not isinstance(net, Network):

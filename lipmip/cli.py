@@ -16,7 +16,7 @@ from typing import Sequence
 import numpy as np
 
 import lipmip
-from lipmip.api import METHODS, default_query
+from lipmip.api import METHODS, accepted_options, default_query
 from lipmip.domains import Ball, Box, Region
 from lipmip.errors import InvalidQueryError, InvalidRegionError, LipmipError
 from lipmip.io.data import load_points
@@ -157,9 +157,9 @@ def _cmd_bound(args: argparse.Namespace) -> int:
     net = lipmip.load(args.model)
     region = _region(args, net)
     query = _query(args, net, region)
-    options = {}
-    if args.method in ("auto", "sample"):
-        options = {"samples": args.samples, "seed": args.seed}
+    given = {"samples": args.samples, "seed": args.seed, "max_regions": args.max_regions, "time_limit": args.time_limit}
+    accepted = accepted_options(args.method)
+    options = {k: v for k, v in given.items() if v is not None and k in accepted}
     result = lipmip.lipschitz(net, region, query, method=args.method, **options)
     if args.json:
         out = {"model": str(args.model), "network": _network_dict(net), **result.to_dict(include_witness=args.witness)}
@@ -172,11 +172,11 @@ def _cmd_bound(args: argparse.Namespace) -> int:
         print("lower:  -")
     else:
         source = result.details.get("lower_from") or result.method
-        print(f"lower:  {result.lower:.6g}   (a pair of points in the region proves it; {source})")
+        print(f"lower:  {result.lower:.10g}   (a pair of points in the region proves it; {source})")
     if result.upper is None:
         print("upper:  -")
     else:
-        print(f"upper:  {result.upper:.6g}   ({result.details.get('upper_from') or result.method})")
+        print(f"upper:  {result.upper:.10g}   ({result.details.get('upper_from') or result.method})")
     if result.estimate is not None:
         print(f"estimate (not certified): {result.estimate:.6g}")
     print(f"status: {result.status}   method: {result.method}   time: {result.seconds:.3f} s")
@@ -229,8 +229,10 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--margin", metavar="I,J|top2", help="bound f_I - f_J; top2: predicted class minus runner-up at the centre")
     how = bound.add_argument_group("method")
     how.add_argument("--method", default="auto", choices=list(METHODS), help="bound method (default auto)")
-    how.add_argument("--samples", type=int, default=2000, help="sampled points for the lower bound")
+    how.add_argument("--samples", type=int, default=2000, help="sampled points for the lower bound (sample, auto)")
     how.add_argument("--seed", type=int, default=0)
+    how.add_argument("--max-regions", type=int, help="stop enumerate after this many activation regions (default 10000)")
+    how.add_argument("--time-limit", type=float, metavar="S", help="seconds (enumerate)")
     bound.add_argument("--json", action="store_true", help="print the result as JSON")
     bound.add_argument("--witness", action="store_true", help="include the witness points in the JSON")
     bound.set_defaults(func=_cmd_bound)

@@ -20,6 +20,7 @@ __all__ = [
     "MissingDependencyError",
     "SolverUnavailableError",
     "RegionLimitError",
+    "AmbiguousRegionsError",
 ]
 
 
@@ -73,3 +74,9 @@ class SolverUnavailableError(LipmipError):
 class RegionLimitError(LipmipError):
     """An exhaustive method (activation-region enumeration) passed its limit
     on the number of regions or on time before finishing."""
+
+
+class AmbiguousRegionsError(LipmipError):
+    """Some activation regions could be neither certified full-dimensional nor
+    ruled out (thinner than the enumeration's tolerance), so an exact count
+    cannot be given."""

@@ -95,6 +95,7 @@ class LinearProgram:
         self._h.passModel(lp)
         self._hs = highspy
         self._cost = np.zeros(n)
+        self._refresh_cache()
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -118,6 +119,14 @@ class LinearProgram:
         self._A = sp.vstack([self._A, A_new], format="csr")
         self.row_lo = np.concatenate([self.row_lo, lo])
         self.row_hi = np.concatenate([self.row_hi, hi])
+        self._refresh_cache()
+
+    def _refresh_cache(self) -> None:
+        """Matrices the safe bound needs on every solve."""
+        self._AT = self._A.T.tocsr()
+        self._absAT = abs(self._AT)
+        # longest column + 2: the number of terms in each entry of c - Aᵀy
+        self._terms = int(np.bincount(self._A.indices, minlength=self._A.shape[1]).max(initial=0)) + 2
 
     def set_column_bounds(self, index: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> None:
         """Tighten (or change) the bounds of some columns."""
@@ -164,10 +173,9 @@ class LinearProgram:
         y[(y < 0) & ~np.isfinite(self.row_lo)] = 0.0
         row_terms = np.where(y > 0, y * np.where(np.isfinite(self.row_hi), self.row_hi, 0.0),
                              y * np.where(np.isfinite(self.row_lo), self.row_lo, 0.0))
-        r = c - self._A.T @ y
+        r = c - self._AT @ y
         # rounding of r: |fl(r) - r| <= γ_k (|c| + |A|ᵀ|y|), k = longest column + 2
-        k = int(np.bincount(self._A.indices, minlength=self._A.shape[1]).max(initial=0)) + 2
-        r_err = _gamma(k) * (np.abs(c) + abs(self._A).T @ np.abs(y))
+        r_err = _gamma(self._terms) * (np.abs(c) + self._absAT @ np.abs(y))
         col_terms = np.maximum((r + r_err) * self.col_hi, (r - r_err) * self.col_hi)
         col_terms = np.maximum(col_terms, np.maximum((r + r_err) * self.col_lo, (r - r_err) * self.col_lo))
         total = float(row_terms.sum() + col_terms.sum())

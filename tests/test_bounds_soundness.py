@@ -33,7 +33,7 @@ from lipmip import Ball, Box, Layer, LipschitzBound, Network, Query
 
 INF = math.inf
 NORMS = [1.0, 2.0, INF]
-METHODS = ["sample", "naive", "auto"]
+METHODS = ["sample", "naive", "interval", "auto"]
 ZERO = Fr(0)
 
 PROPERTY = settings(
@@ -425,9 +425,10 @@ def run_all(net, region, query):
     results = {m: lipmip.lipschitz(net, region, query, method=m) for m in METHODS}
     assert results["sample"].upper is None and results["sample"].lower is not None
     assert results["naive"].lower is None and results["naive"].upper is not None
+    assert results["interval"].lower is None and results["interval"].upper is not None
     auto = results["auto"]
     assert auto.lower == results["sample"].lower
-    assert auto.upper == results["naive"].upper
+    assert auto.upper == min(results["naive"].upper, results["interval"].upper)
     for r in results.values():
         if r.lower is not None and r.upper is not None:
             assert 0.0 <= r.lower <= r.upper

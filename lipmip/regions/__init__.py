@@ -1,0 +1,32 @@
+"""Activation regions: exhaustive enumeration and the exact Lipschitz constant.
+
+:func:`enumerate_regions` lists every activation region (set of inputs with
+one ReLU pattern, on which the network is affine) that meets an input region
+with full dimension; :func:`count_regions` counts them;
+:func:`exact_lipschitz_by_enumeration` takes the largest local value over
+them, certified on both sides. The number of regions grows exponentially with
+the number of unstable ReLUs: this is for small networks and small regions.
+"""
+
+from lipmip.regions.enumerate import (
+    ActivationRegion,
+    AmbiguousRegionsError,
+    EnumerationStats,
+    RegionEnumerator,
+    count_regions,
+    enumerate_regions,
+    pre_activations_with_error,
+)
+from lipmip.regions.exact import exact_lipschitz_by_enumeration, local_value_upper
+
+__all__ = [
+    "ActivationRegion",
+    "AmbiguousRegionsError",
+    "EnumerationStats",
+    "RegionEnumerator",
+    "count_regions",
+    "enumerate_regions",
+    "exact_lipschitz_by_enumeration",
+    "local_value_upper",
+    "pre_activations_with_error",
+]
