@@ -16,6 +16,7 @@ import numpy as np
 
 from lipmip.errors import InvalidRegionError
 from lipmip.norms import dual_norm, norm_name, parse_norm, vector_norm
+from lipmip.rounding import gamma as _gamma
 
 __all__ = ["Box", "Ball", "Region", "as_region"]
 
@@ -248,12 +249,9 @@ class Ball(Region):
         return f"Ball(dim={self.dim}, radius={self.radius!r}, p={norm_name(self.p)})"
 
 
-_U = np.finfo(np.float64).eps / 2
 _ABS_SLACK = 1e-300  # covers underflow in the sums above
 
 
-def _gamma(n: int) -> float:
-    return n * _U / (1 - n * _U)
 
 
 def _sum_rounded(a: np.ndarray, b: float, down: bool) -> np.ndarray:

@@ -24,10 +24,10 @@ import numpy as np
 import scipy.sparse as sp
 
 from lipmip.errors import SolverUnavailableError
+from lipmip.rounding import gamma as _gamma
 
 __all__ = ["LinearProgram", "LPResult", "highspy_module"]
 
-_U = np.finfo(np.float64).eps / 2
 _INF = np.inf
 
 
@@ -183,5 +183,3 @@ class LinearProgram:
         return float(total + _gamma(row_terms.size + col_terms.size + 2) * magnitude * 2 + 1e-300)
 
 
-def _gamma(n: int) -> float:
-    return n * _U / (1 - n * _U)

@@ -23,17 +23,15 @@ from lipmip.network import Network
 from lipmip.norms import vector_norm
 from lipmip.query import Query
 from lipmip.result import Witness
+from lipmip.rounding import UNIT_ROUNDOFF as _U
+from lipmip.rounding import gamma as _gamma
 
 __all__ = ["forward_with_error", "certified_quotient", "witness_from_point", "free_coordinates"]
 
-_U = np.finfo(np.float64).eps / 2  # unit round-off
 _SUBNORMAL = np.finfo(np.float64).smallest_subnormal
 _FLOOR = 1e-290  # lower bounds below this are not certified (reported as 0)
 
 
-def _gamma(n: int) -> float:
-    """The constant γ_n = n u / (1 - n u) of the standard summation error bound."""
-    return n * _U / (1 - n * _U)
 
 
 def forward_with_error(net: Network, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

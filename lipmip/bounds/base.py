@@ -9,18 +9,17 @@ import numpy as np
 from lipmip.activations import IDENTITY, RELU
 from lipmip.domains import Region
 from lipmip.network import Network
+from lipmip.rounding import gamma
 
 __all__ = ["Bounds", "round_outward"]
 
-_U = np.finfo(np.float64).eps / 2
 
 
 def round_outward(lo: np.ndarray, hi: np.ndarray, magnitude: np.ndarray, terms: int) -> tuple[np.ndarray, np.ndarray]:
     """Widen ``[lo, hi]`` by the rounding bound ``γ_terms · magnitude`` (plus a
     hair for underflow), where ``magnitude`` bounds the absolute values of the
     summands that produced ``lo`` and ``hi``."""
-    gamma = terms * _U / (1 - terms * _U)
-    pad = 2 * gamma * magnitude + 1e-300
+    pad = 2 * gamma(terms) * magnitude + 1e-300
     return lo - pad, hi + pad
 
 

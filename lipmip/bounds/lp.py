@@ -59,10 +59,11 @@ from lipmip.domains import Ball, Region, as_region
 from lipmip.errors import InvalidQueryError
 from lipmip.lp import LinearProgram, highspy_module
 from lipmip.network import Layer, Network
+from lipmip.rounding import UNIT_ROUNDOFF as _U
+from lipmip.rounding import gamma as _gamma
 
 __all__ = ["lp_bounds"]
 
-_U = np.finfo(np.float64).eps / 2  # unit roundoff
 _TINY = 1e-300  # absolute slack against underflow in the padded sums
 _L2_ROUNDS = 20  # cutting-plane rounds per objective for an ℓ2 ball
 _L2_SLACK = 1e-9  # a cut must be violated by this much (relative) to be added
@@ -570,8 +571,6 @@ def _big_m_rows(b: _Builder, h: np.ndarray, z: np.ndarray, lo: np.ndarray, hi: n
     b.rows([(e, h), (-e, z), (sp.diags(-lo), a)], np.full(n, -np.inf), -lo)  # h - z - lo a <= -lo
 
 
-def _gamma(n: int) -> float:
-    return n * _U / (1 - n * _U)
 
 
 # ============================================================================ MILP

@@ -26,11 +26,11 @@ from lipmip.network import Network
 from lipmip.norms import operator_norm, vector_norm
 from lipmip.query import Query
 from lipmip.result import LipschitzBound
+from lipmip.rounding import UNIT_ROUNDOFF as _U
 
 __all__ = ["product_upper_bound"]
 
 _SAFETY = 1 + 1e-10
-_U = np.finfo(np.float64).eps / 2
 _TINY = np.finfo(np.float64).tiny  # smallest normal number
 _SUBNORMAL = np.finfo(np.float64).smallest_subnormal
 

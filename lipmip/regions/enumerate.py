@@ -65,6 +65,8 @@ from lipmip.errors import AmbiguousRegionsError, InvalidQueryError, LipmipError,
 from lipmip.network import Network
 from lipmip.norms import vector_norm
 from lipmip.regions.geometry import ExactRow, NeuronRows, RegionGeometry
+from lipmip.rounding import UNIT_ROUNDOFF as _U
+from lipmip.rounding import gamma as _gamma
 
 __all__ = [
     "ActivationRegion",
@@ -76,12 +78,9 @@ __all__ = [
     "pre_activations_with_error",
 ]
 
-_U = np.finfo(np.float64).eps / 2
 _SUBNORMAL = np.finfo(np.float64).smallest_subnormal
 
 
-def _gamma(n: int) -> float:
-    return n * _U / (1 - n * _U)
 
 
 @dataclass(frozen=True, eq=False)

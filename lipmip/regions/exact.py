@@ -25,19 +25,17 @@ from lipmip.norms import operator_norm, vector_norm
 from lipmip.query import Query
 from lipmip.regions.enumerate import ActivationRegion, RegionEnumerator
 from lipmip.result import LipschitzBound, Witness
+from lipmip.rounding import gamma as _gamma
 from lipmip.witness import certified_quotient, free_coordinates, witness_from_point
 
 __all__ = ["exact_lipschitz_by_enumeration", "local_value_upper"]
 
-_U = np.finfo(np.float64).eps / 2
 _NORM_MARGIN = 1e-12  # relative: covers the rounding of the norm itself (SVD included) for small matrices
 _ABS_MARGIN = 1e-300
 _WITNESS_TRIES = 8
 _CHORD_SHRINK = 1 - 1e-7  # stay a hair inside the segment's ends
 
 
-def _gamma(n: int) -> float:
-    return n * _U / (1 - n * _U)
 
 
 def local_value_upper(query: Query, J: np.ndarray, E: np.ndarray) -> np.ndarray:

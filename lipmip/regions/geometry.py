@@ -41,20 +41,17 @@ import numpy as np
 
 from lipmip.domains import Ball, Box, Region
 from lipmip.lp import LinearProgram
+from lipmip.rounding import gamma as _gamma
 from lipmip.witness import free_coordinates
 
 __all__ = ["RegionGeometry", "NeuronRows", "SlackBound", "ExactRow"]
 
-_U = np.finfo(np.float64).eps / 2
 _TINY = 1e-300
 _MAX_CUT_ROUNDS = 60  # tangent-cut re-solves per ℓ2-ball LP
 _MAX_POOL = 256  # tangent cuts remembered across LPs (beyond the 2n axis cuts)
 _T_FLOOR_CAP = 1e9  # the slack variable may go down to -this (in units of h)
 
 
-def _gamma(n: int) -> float:
-    """γ_n = n u / (1 - n u), the relative error bound of an n-term sum."""
-    return n * _U / (1 - n * _U)
 
 
 def _solve_exact(M: list[list[Fraction]], b: list[Fraction]) -> list[Fraction] | None:
