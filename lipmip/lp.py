@@ -26,7 +26,7 @@ import scipy.sparse as sp
 from lipmip.errors import SolverUnavailableError
 from lipmip.rounding import gamma as _gamma
 
-__all__ = ["LinearProgram", "LPResult", "highspy_module"]
+__all__ = ["LinearProgram", "LPResult", "highs_model", "highspy_module"]
 
 _INF = np.inf
 
@@ -53,6 +53,35 @@ def highspy_module():
     return highspy
 
 
+def highs_model(A, row_lo, row_hi, col_lo, col_hi, cost=None, integer=None):
+    """A ``highspy.HighsLp`` for ``row_lo <= A x <= row_hi``, ``col_lo <= x <= col_hi``
+    (infinite row bounds allowed), objective ``cost`` (default 0) and the
+    columns flagged in ``integer`` integral."""
+    highspy = highspy_module()
+    csc = sp.csc_matrix(A, dtype=np.float64)
+    csc.sort_indices()
+    m, n = csc.shape
+    inf = highspy.kHighsInf
+    lp = highspy.HighsLp()
+    lp.num_col_ = n
+    lp.num_row_ = m
+    lp.col_cost_ = np.zeros(n) if cost is None else np.asarray(cost, dtype=np.float64)
+    lp.col_lower_ = np.asarray(col_lo, dtype=np.float64)
+    lp.col_upper_ = np.asarray(col_hi, dtype=np.float64)
+    lp.row_lower_ = np.where(np.isfinite(row_lo), row_lo, -inf)
+    lp.row_upper_ = np.where(np.isfinite(row_hi), row_hi, inf)
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    lp.a_matrix_.start_ = csc.indptr.astype(np.int32)
+    lp.a_matrix_.index_ = csc.indices.astype(np.int32)
+    lp.a_matrix_.value_ = csc.data
+    lp.a_matrix_.num_col_ = n
+    lp.a_matrix_.num_row_ = m
+    if integer is not None:
+        kinds = {True: highspy.HighsVarType.kInteger, False: highspy.HighsVarType.kContinuous}
+        lp.integrality_ = [kinds[bool(flag)] for flag in integer]
+    return lp
+
+
 class LinearProgram:
     """An LP with bounded columns, solved repeatedly with HiGHS.
 
@@ -76,22 +105,7 @@ class LinearProgram:
         self._h.setOptionValue("threads", 1)
         if time_limit is not None:
             self._h.setOptionValue("time_limit", float(time_limit))
-        lp = highspy.HighsLp()
-        lp.num_col_ = n
-        lp.num_row_ = m
-        lp.col_cost_ = np.zeros(n)
-        lp.col_lower_ = self.col_lo
-        lp.col_upper_ = self.col_hi
-        lp.row_lower_ = np.where(np.isfinite(self.row_lo), self.row_lo, -highspy.kHighsInf)
-        lp.row_upper_ = np.where(np.isfinite(self.row_hi), self.row_hi, highspy.kHighsInf)
-        csc = self._A.tocsc()
-        csc.sort_indices()
-        lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-        lp.a_matrix_.start_ = csc.indptr.astype(np.int32)
-        lp.a_matrix_.index_ = csc.indices.astype(np.int32)
-        lp.a_matrix_.value_ = csc.data
-        lp.a_matrix_.num_col_ = n
-        lp.a_matrix_.num_row_ = m
+        lp = highs_model(self._A, self.row_lo, self.row_hi, self.col_lo, self.col_hi)
         self._h.passModel(lp)
         self._hs = highspy
         self._cost = np.zeros(n)

@@ -57,7 +57,7 @@ from lipmip.bounds.base import Bounds
 from lipmip.bounds.linear import linear_bounds, relaxation
 from lipmip.domains import Ball, Region, as_region
 from lipmip.errors import InvalidQueryError
-from lipmip.lp import LinearProgram, highspy_module
+from lipmip.lp import LinearProgram, highs_model, highspy_module
 from lipmip.network import Layer, Network
 from lipmip.rounding import UNIT_ROUNDOFF as _U
 from lipmip.rounding import gamma as _gamma
@@ -604,7 +604,7 @@ def _milp_max(spec: _Spec, c: np.ndarray, seconds: float, bias: float) -> float:
     h.setOptionValue("output_flag", False)
     h.setOptionValue("threads", 1)
     h.setOptionValue("time_limit", max(float(seconds), 1e-3))
-    h.passModel(_highs_model(highspy, spec, c))
+    h.passModel(highs_model(spec.A, spec.row_lo, spec.row_hi, spec.col_lo, spec.col_hi, c, spec.integer))
     h.changeObjectiveSense(highspy.ObjSense.kMaximize)
     h.run()
     status = h.modelStatusToString(h.getModelStatus()).lower()
@@ -641,24 +641,3 @@ def _option(h: Any, name: str) -> float:
     return float(value[1] if isinstance(value, tuple) else value)
 
 
-def _highs_model(highspy: Any, spec: _Spec, cost: np.ndarray) -> Any:
-    inf = highspy.kHighsInf
-    lp = highspy.HighsLp()
-    lp.num_col_ = spec.num_cols
-    lp.num_row_ = int(spec.row_lo.size)
-    lp.col_cost_ = np.asarray(cost, dtype=np.float64)
-    lp.col_lower_ = spec.col_lo
-    lp.col_upper_ = spec.col_hi
-    lp.row_lower_ = np.where(np.isfinite(spec.row_lo), spec.row_lo, -inf)
-    lp.row_upper_ = np.where(np.isfinite(spec.row_hi), spec.row_hi, inf)
-    csc = spec.A.tocsc()
-    csc.sort_indices()
-    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-    lp.a_matrix_.start_ = csc.indptr.astype(np.int32)
-    lp.a_matrix_.index_ = csc.indices.astype(np.int32)
-    lp.a_matrix_.value_ = csc.data
-    lp.a_matrix_.num_col_ = spec.num_cols
-    lp.a_matrix_.num_row_ = int(spec.row_lo.size)
-    kinds = {True: highspy.HighsVarType.kInteger, False: highspy.HighsVarType.kContinuous}
-    lp.integrality_ = [kinds[bool(flag)] for flag in spec.integer]
-    return lp
