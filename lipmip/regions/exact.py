@@ -36,8 +36,6 @@ _WITNESS_TRIES = 8
 _CHORD_SHRINK = 1 - 1e-7  # stay a hair inside the segment's ends
 
 
-
-
 def local_value_upper(query: Query, J: np.ndarray, E: np.ndarray) -> np.ndarray:
     """Upper bounds on the query's local value of every exact Jacobian ``Ĵ``
     with ``|Ĵ - J| <= E`` (elementwise; both of shape (..., m, n)).
