@@ -18,6 +18,7 @@ from lipmip.regions.enumerate import (
     pre_activations_with_error,
 )
 from lipmip.regions.exact import exact_lipschitz_by_enumeration, local_value_upper
+from lipmip.regions.pattern import interior_point_for_pattern
 
 __all__ = [
     "ActivationRegion",
@@ -27,6 +28,7 @@ __all__ = [
     "count_regions",
     "enumerate_regions",
     "exact_lipschitz_by_enumeration",
+    "interior_point_for_pattern",
     "local_value_upper",
     "pre_activations_with_error",
 ]
