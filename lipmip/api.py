@@ -28,21 +28,36 @@ def _auto(net: Network, region: Region, query: Query, **options: Any) -> Lipschi
     )
 
 
+def _mip(net: Network, region: Region, query: Query, **options: Any) -> LipschitzBound:
+    from lipmip.mip import mip_lipschitz  # imports the solver backends only when used
+
+    return mip_lipschitz(net, region, query, **options)
+
+
 METHODS: dict[str, Callable[..., LipschitzBound]] = {
     "auto": _auto,
     "sample": sample_lower_bound,
     "naive": product_upper_bound,
     "interval": interval_jacobian_upper_bound,
     "enumerate": exact_lipschitz_by_enumeration,
+    "mip": _mip,
 }
 
 # the options each method accepts (auto passes its options to the sampler)
 _OPTIONS: dict[str, Callable[..., LipschitzBound]] = {"auto": sample_lower_bound}
 
 
+def _option_source(method: str) -> Callable[..., LipschitzBound]:
+    if method == "mip":
+        from lipmip.mip import mip_lipschitz
+
+        return mip_lipschitz
+    return _OPTIONS.get(method, METHODS[method])
+
+
 def accepted_options(method: str) -> list[str]:
     """The keyword options ``method`` takes."""
-    fn = _OPTIONS.get(method, METHODS[method])
+    fn = _option_source(method)
     return [name for name, p in inspect.signature(fn).parameters.items() if p.kind is inspect.Parameter.KEYWORD_ONLY]
 
 
@@ -81,8 +96,8 @@ def lipschitz(
     ``method`` is one of :data:`METHODS`: ``"auto"`` (sampled lower bound and
     the best cheap upper bound), ``"sample"``, ``"naive"`` (norm product),
     ``"interval"`` (interval Jacobian), ``"enumerate"`` (exact, by listing
-    every activation region: small networks only); ``options`` go to that
-    method. The result satisfies
+    every activation region: small networks only), ``"mip"`` (mixed-integer
+    programming on HiGHS / SCIP / Gurobi); ``options`` go to that method. The result satisfies
     ``lower <= L <= upper`` for the sides it fills.
     """
     if not isinstance(net, Network):

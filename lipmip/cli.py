@@ -157,7 +157,8 @@ def _cmd_bound(args: argparse.Namespace) -> int:
     net = lipmip.load(args.model)
     region = _region(args, net)
     query = _query(args, net, region)
-    given = {"samples": args.samples, "seed": args.seed, "max_regions": args.max_regions, "time_limit": args.time_limit}
+    given = {"samples": args.samples, "seed": args.seed, "max_regions": args.max_regions, "time_limit": args.time_limit,
+             "solver": args.solver, "encoding": args.encoding, "bounds": args.bounds}
     accepted = accepted_options(args.method)
     options = {k: v for k, v in given.items() if v is not None and k in accepted}
     result = lipmip.lipschitz(net, region, query, method=args.method, **options)
@@ -232,7 +233,10 @@ def build_parser() -> argparse.ArgumentParser:
     how.add_argument("--samples", type=int, default=2000, help="sampled points for the lower bound (sample, auto)")
     how.add_argument("--seed", type=int, default=0)
     how.add_argument("--max-regions", type=int, help="stop enumerate after this many activation regions (default 10000)")
-    how.add_argument("--time-limit", type=float, metavar="S", help="seconds (enumerate)")
+    how.add_argument("--time-limit", type=float, metavar="S", help="seconds (enumerate, mip)")
+    how.add_argument("--solver", choices=["auto", "highs", "scip", "gurobi"], help="MIP solver (mip; default auto)")
+    how.add_argument("--encoding", choices=["bigm", "partition"], help="ReLU encoding (mip; default bigm)")
+    how.add_argument("--bounds", choices=["interval", "linear", "lp"], help="neuron bounds (mip, interval; default linear)")
     bound.add_argument("--json", action="store_true", help="print the result as JSON")
     bound.add_argument("--witness", action="store_true", help="include the witness points in the JSON")
     bound.set_defaults(func=_cmd_bound)

@@ -153,7 +153,7 @@ class TestQueryErrors:
 # lipmip.lipschitz
 # =============================================================================
 class TestLipschitzErrors:
-    @pytest.mark.parametrize("method", ["exact", "AUTO", "", "mip", None, 3])
+    @pytest.mark.parametrize("method", ["exact", "AUTO", "", "milp", None, 3])
     def test_unknown_method(self, net, box, method):
         with pytest.raises(LipmipError) as info:
             lipmip.lipschitz(net, box, method=method)

@@ -1,0 +1,77 @@
+"""The protocol every MIP backend implements, and its result."""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from lipmip.formulate.model import MIPModel
+
+__all__ = ["MIPResult", "MIPSolver", "SolveOptions", "Progress"]
+
+# progress callback: (seconds, incumbent or None, best bound or None)
+Progress = Callable[[float, float | None, float | None], None]
+
+
+@dataclass(frozen=True)
+class SolveOptions:
+    time_limit: float | None = None
+    threads: int = 1
+    mip_gap: float = 1e-9          # relative gap at which the solver may stop
+    seed: int = 0
+    warm_start: np.ndarray | None = None   # a full assignment of the model's variables
+    progress: Progress | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class MIPResult:
+    """What a backend found, in the model's own terms (a maximisation).
+
+    ``best_bound`` is the solver's proven bound on the optimum (its "dual
+    bound"), ``incumbent`` its best feasible objective value and ``x`` that
+    point (``None`` when none was found). ``status`` is one of ``optimal``,
+    ``time_limit``, ``infeasible``, ``error``. ``tolerances`` records the
+    feasibility / integrality tolerances the solver ran with, so callers can
+    widen the bound by them.
+    """
+
+    solver: str
+    status: str
+    best_bound: float
+    incumbent: float | None
+    x: np.ndarray | None
+    seconds: float
+    nodes: int = 0
+    tolerances: dict = field(default_factory=dict)
+    message: str = ""
+
+    @property
+    def gap(self) -> float:
+        if self.incumbent is None:
+            return float("inf")
+        return (self.best_bound - self.incumbent) / max(1.0, abs(self.best_bound))
+
+
+class MIPSolver(abc.ABC):
+    """A backend: ``available()`` says whether it can run here (installed,
+    licensed); ``solve`` solves a :class:`MIPModel`."""
+
+    name: str
+
+    @classmethod
+    @abc.abstractmethod
+    def available(cls) -> bool:
+        """True when the backend's package imports (and, for Gurobi, is licensed)."""
+
+    @abc.abstractmethod
+    def supports(self, model: MIPModel) -> bool:
+        """Whether this backend can solve the model (e.g. HiGHS: linear only)."""
+
+    @abc.abstractmethod
+    def solve(self, model: MIPModel, options: SolveOptions) -> MIPResult:
+        """Solve; never raises for solver-side failures (they give status ``error``
+        with a message), only :class:`~lipmip.errors.SolverUnavailableError`
+        when the backend cannot be used at all."""
