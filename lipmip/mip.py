@@ -59,7 +59,9 @@ def mip_lipschitz(
     """Certified bounds on the local Lipschitz constant by a MIP. ``status``:
     ``"optimal"`` when the solver proved optimality and the certified sides
     meet (to 1e-6 relative), ``"bounded"`` when it proved optimality but no
-    witness reproduces its optimum, else the solver's status
+    witness reproduces its optimum, ``"solver_error"`` when a verified witness
+    exceeds the solver's widened bound (the bound is then dropped and only
+    the interval-Jacobian bound is kept), else the solver's status
     (``"time_limit"``, ``"error"``, ...)."""
     start = time.perf_counter()
     forward = compute(net, region, bounds)
@@ -87,9 +89,11 @@ def mip_lipschitz(
                     witnesses.append(w)
     best = max(witnesses, key=lambda w: w.value, default=None)
     lower = 0.0 if best is None else best.value
-    upper = max(upper, lower)  # the tolerance-widened bound can only be below a proof by a solver failure
     close = upper - lower <= 1e-6 * max(1.0, upper)
-    if result.status == "optimal":
+    if lower > upper:
+        # a verified witness above the solver's widened bound: the solver was wrong; keep only the proofs
+        upper, status = cheap_upper.upper, "solver_error"
+    elif result.status == "optimal":
         status = "optimal" if close else "bounded"  # bounded: the solver's optimum was not reproduced by a witness
     else:
         status = result.status
