@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import time
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -47,6 +48,13 @@ class MIPResult:
     nodes: int = 0
     tolerances: dict = field(default_factory=dict)
     message: str = ""
+
+    @classmethod
+    def error(cls, solver: str, message: str, start: float) -> "MIPResult":
+        """A failed solve begun at ``start`` (``time.perf_counter()``): status
+        ``error``, no incumbent, an infinite (useless) bound."""
+        return cls(solver=solver, status="error", best_bound=float("inf"), incumbent=None, x=None,
+                   seconds=time.perf_counter() - start, message=message)
 
     @property
     def gap(self) -> float:

@@ -221,9 +221,9 @@ class GurobiSolver(MIPSolver):
         except gp.GurobiError as exc:
             if getattr(exc, "errno", None) == SIZE_LIMIT_ERROR_CODE:
                 raise _size_error(model) from None
-            return _error_result(f"GurobiError {getattr(exc, 'errno', '')}: {exc}", start)
+            return MIPResult.error("gurobi", f"GurobiError {getattr(exc, 'errno', '')}: {exc}", start)
         except Exception as exc:  # noqa: BLE001 - no solver failure escapes
-            return _error_result(f"{type(exc).__name__}: {exc}", start)
+            return MIPResult.error("gurobi", f"{type(exc).__name__}: {exc}", start)
 
     def _solve(self, gp: Any, model: MIPModel, options: SolveOptions, start: float) -> MIPResult:
         with gp.Env(params={"OutputFlag": 0}) as env, gp.Model("lipmip", env=env) as m:
@@ -237,7 +237,7 @@ class GurobiSolver(MIPSolver):
                 callback.final(m)
             if callback is not None and callback.error is not None:
                 err = callback.error
-                return _error_result(f"progress callback raised {type(err).__name__}: {err}", start)
+                return MIPResult.error("gurobi", f"progress callback raised {type(err).__name__}: {err}", start)
             return _result(gp, m, x, start)
 
     def _set_parameters(self, m: Any, model: MIPModel, options: SolveOptions) -> None:
@@ -372,14 +372,3 @@ def _bound(m: Any, status: str, incumbent: float | None) -> float:
         return math.inf
     return bound if incumbent is None else max(bound, incumbent)
 
-
-def _error_result(message: str, start: float) -> MIPResult:
-    return MIPResult(
-        solver="gurobi",
-        status="error",
-        best_bound=math.inf,
-        incumbent=None,
-        x=None,
-        seconds=time.perf_counter() - start,
-        message=message,
-    )

@@ -151,8 +151,7 @@ class HighsSolver(MIPSolver):
         except Exception as exc:  # noqa: BLE001 - a solver-side failure becomes status "error"
             if failure:
                 raise failure[0] from None
-            return MIPResult(solver=self.name, status="error", best_bound=math.inf, incumbent=None, x=None,
-                             seconds=time.perf_counter() - start, message=f"HiGHS failed: {exc}")
+            return MIPResult.error(self.name, f"HiGHS failed: {exc}", start)
         if failure:
             raise failure[0]
         return self._result(h, highspy, model, time.perf_counter() - start)

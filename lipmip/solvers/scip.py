@@ -254,7 +254,7 @@ class ScipSolver(MIPSolver):
         try:
             return self._solve(model, options, start)
         except Exception as exc:  # noqa: BLE001 - no solver failure escapes
-            return _error_result(f"{type(exc).__name__}: {exc}", start)
+            return MIPResult.error("scip", f"{type(exc).__name__}: {exc}", start)
 
     def _solve(self, model: MIPModel, options: SolveOptions, start: float) -> MIPResult:
         built = _Built(model)
@@ -272,7 +272,7 @@ class ScipSolver(MIPSolver):
         if reporter is not None:
             reporter.report(scip, False, final=True)
         if reporter is not None and reporter.error is not None:
-            return _error_result(f"progress callback raised {type(reporter.error).__name__}: {reporter.error}", start)
+            return MIPResult.error("scip", f"progress callback raised {type(reporter.error).__name__}: {reporter.error}", start)
         return _result(built, start, warm_message)
 
     def _set_parameters(self, scip: Any, options: SolveOptions) -> None:
@@ -344,14 +344,3 @@ def _bound(scip: Any, status: str, incumbent: float | None) -> float:
     bound = float(bound)
     return bound if incumbent is None else max(bound, incumbent)
 
-
-def _error_result(message: str, start: float) -> MIPResult:
-    return MIPResult(
-        solver="scip",
-        status="error",
-        best_bound=math.inf,
-        incumbent=None,
-        x=None,
-        seconds=time.perf_counter() - start,
-        message=message,
-    )
