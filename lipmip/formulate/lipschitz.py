@@ -616,29 +616,32 @@ def _objective_max_abs(mip: LipschitzMIP, g: np.ndarray, lo: np.ndarray, hi: np.
 # ---------------------------------------------------------------------------------- certification
 
 
-def objective_margin(mip: LipschitzMIP, tol: float) -> float:
-    """How far a point satisfying every row, bound and integrality of the
-    model only to within ``tol`` can raise the objective above the exact
-    value of its activation pattern (see :func:`certified_upper`).
+def objective_margin(mip: LipschitzMIP, feasibility: float, integrality: float | None = None) -> float:
+    """How far a point satisfying every row and bound of the model only to
+    within ``feasibility``, and the integrality of its binaries only to within
+    ``integrality`` (default: ``feasibility``), can raise the objective above
+    the exact value of its activation pattern (see :func:`certified_upper`).
 
-    The gradient error is propagated backwards: ``e_L = tol``; for each layer
-    ``e_δ = e_k + tol + tol·M_k`` (M_k the big-M of δ, i.e. max(|L|, |U|) of
-    g_k, for unstable neurons: a binary ``tol`` away from 0 or 1 lets δ move
-    by ``tol·M``), then ``e_{k-1} = e_δ |W_k| + tol``. The objective adds, per
-    |g| term, ``e_0 + 2B·tol + 2tol`` (the sign rows), and ``2T·tol + tol``
+    The gradient error is propagated backwards: ``e_L = feas``; for each layer
+    ``e_δ = e_k + feas + int·M_k`` (M_k the big-M of δ, i.e. max(|L|, |U|) of
+    g_k, for unstable neurons: a binary ``int`` away from 0 or 1 lets δ move
+    by ``int·M``), then ``e_{k-1} = e_δ |W_k| + feas``. The objective adds, per
+    |g| term, ``e_0 + 2B·int + 2feas`` (the sign rows), and ``2T·int + feas``
     for a selection (T the selection's big-M).
     """
-    e = np.full(mip.g[-1].shape, tol)
+    feas = float(feasibility)
+    integ = feas if integrality is None else float(integrality)
+    e = np.full(mip.g[-1].shape, feas)
     for k in range(mip.net.depth, 0, -1):
         unstable = mip.forward.unstable[k - 1]
         M = np.maximum(np.abs(mip.grad_lower[k]), np.abs(mip.grad_upper[k])) * unstable[None, :]
-        e_delta = e + tol + tol * M
-        e = e_delta @ np.abs(mip.net.layers[k - 1].W) + tol
+        e_delta = e + feas + integ * M
+        e = e_delta @ np.abs(mip.net.layers[k - 1].W) + feas
     free = mip.free
     B = np.maximum(np.abs(mip.grad_lower[0]), np.abs(mip.grad_upper[0]))
     kind = mip.objective_kind
-    per_entry = (e + 2 * B * tol + 2 * tol) * free[None, :]
-    select = 2 * mip.selection_bound * tol + tol
+    per_entry = (e + 2 * B * integ + 2 * feas) * free[None, :]
+    select = 2 * mip.selection_bound * integ + feas
     if kind == "l1":
         return float(per_entry.sum())
     if kind == "linf":
@@ -656,23 +659,26 @@ def certified_upper(result: MIPResult, mip: LipschitzMIP) -> float:
     to the solver's stated tolerances (not a proof: solvers accept points
     that violate constraints by their tolerances).
 
-    With ``τ`` = the largest tolerance in ``result.tolerances`` (feasibility,
-    integrality, optimality; entries named ``*gap*`` are skipped, the best
-    bound already accounts for the gap; 1e-6 when none is stated) and ``D = best_bound`` (raised to the incumbent if that
-    is higher by less than the margin; a larger excess means the solver's
-    numbers are inconsistent and ``inf`` is returned)::
+    With ``τ`` = the largest of the feasibility-type tolerances in
+    ``result.tolerances`` (every entry but ``integrality`` and those named
+    ``*gap*``: the best bound already accounts for the gap; 1e-6 when none is
+    stated), ``ι`` = the ``integrality`` tolerance (``τ`` when not stated) and
+    ``D = best_bound`` (raised to the incumbent if that is higher by less
+    than the margin; a larger excess means the solver's numbers are
+    inconsistent and ``inf`` is returned)::
 
-        upper = value_from_objective( D + 10·( objective_margin(τ) + τ·Σ_j (ub_j - lb_j) + τ·|D| ) )
+        upper = value_from_objective( D + 10·( objective_margin(τ, ι) + τ·Σ_j (ub_j - lb_j) + τ·|D| ) )
 
-    * ``objective_margin(τ)`` (:func:`objective_margin`) bounds how much a
-      point feasible to within τ (rows, bounds, integrality of the binaries
-      of the big-M rows) raises the objective above its pattern's exact
-      value: the big-M magnitudes enter through it;
+    * ``objective_margin(τ, ι)`` (:func:`objective_margin`) bounds how much a
+      point feasible to within τ (rows, bounds) and integral to within ι
+      raises the objective above its pattern's exact value: the big-M
+      magnitudes enter through it;
     * ``τ·Σ_j (ub_j - lb_j)``: the LP bounds behind the dual bound are exact
       only up to reduced costs wrong by the dual feasibility tolerance, each
       moving the bound by at most τ times its variable's range;
     * ``τ·|D|``: relative tolerances (scaling);
-    * the factor 10 allows for accumulation (as in the LP-bound MILP of
+    * the factor 10 allows for accumulation and for tolerances applied to
+      the solver's scaled model (as in the LP-bound MILP of
       :mod:`lipmip.bounds.lp`).
 
     ``value_from_objective`` is monotone (square root for the ℓ2 kinds), so
@@ -682,12 +688,14 @@ def certified_upper(result: MIPResult, mip: LipschitzMIP) -> float:
     """
     if result.status not in ("optimal", "time_limit") or not math.isfinite(result.best_bound):
         return math.inf
-    tols = [float(v) for key, v in result.tolerances.items()
-            if "gap" not in str(key).lower() and isinstance(v, (int, float)) and math.isfinite(v)]
-    tol = max(tols, default=1e-6)
+    stated = {str(key).lower(): float(v) for key, v in result.tolerances.items()
+              if isinstance(v, (int, float)) and math.isfinite(v)}
+    tol = max((v for key, v in stated.items() if "gap" not in key and key != "integrality"), default=1e-6)
+    integrality = stated.get("integrality", tol)
     bound = float(result.best_bound)
     model = mip.model
-    margin = _SAFETY * (objective_margin(mip, tol) + tol * float(np.sum(model.ub - model.lb)) + tol * abs(bound))
+    margin = _SAFETY * (objective_margin(mip, tol, integrality) + tol * float(np.sum(model.ub - model.lb))
+                        + tol * abs(bound))
     if result.incumbent is not None and result.incumbent > bound:
         if result.incumbent - bound > margin:
             return math.inf

@@ -169,11 +169,18 @@ def _finite(value: float) -> float | None:
     return None if abs(value) >= 1e100 else float(value)
 
 
+#: Gurobi's tightest tolerances (its defaults: feasibility and optimality
+#: 1e-6, integrality 1e-5): the certified upper bound is the solver's bound
+#: widened by its tolerances (:func:`~lipmip.formulate.lipschitz.certified_upper`).
+DEFAULT_PARAMS: dict[str, float] = {"FeasibilityTol": 1e-9, "IntFeasTol": 1e-9, "OptimalityTol": 1e-9}
+
+
 class GurobiSolver(MIPSolver):
     """Gurobi via gurobipy: linear and quadratic (also nonconvex) models.
 
     ``params`` are extra Gurobi parameters (e.g. ``{"NodeLimit": 1}``) set after
-    the ones derived from :class:`SolveOptions`.
+    the ones derived from :class:`SolveOptions` and lipmip's defaults
+    (:data:`DEFAULT_PARAMS`), so they win.
     """
 
     name = "gurobi"
@@ -248,7 +255,7 @@ class GurobiSolver(MIPSolver):
         m.Params.Seed = int(options.seed) % 2_000_000_000
         if not model.is_linear:
             m.Params.NonConvex = 2
-        for key, value in self.params.items():
+        for key, value in {**DEFAULT_PARAMS, **self.params}.items():
             m.setParam(key, value)
 
 
