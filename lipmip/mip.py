@@ -31,6 +31,7 @@ from lipmip.formulate.lipschitz import build_lipschitz_mip, certified_upper
 from lipmip.network import Network
 from lipmip.query import Query
 from lipmip.regions.pattern import interior_point_for_pattern
+from lipmip.rescale import rescale as rescale_network
 from lipmip.result import LipschitzBound
 from lipmip.solvers.base import Progress, SolveOptions
 from lipmip.solvers.registry import solve_with_fallback
@@ -50,6 +51,7 @@ def mip_lipschitz(
     encoding: str = "bigm",
     partitions: int = 2,
     warm_start: bool = True,
+    rescale: str | None = None,
     samples: int = 2000,
     seed: int = 0,
     mip_gap: float = 1e-9,
@@ -62,12 +64,21 @@ def mip_lipschitz(
     witness reproduces its optimum, ``"solver_error"`` when a verified witness
     exceeds the solver's widened bound (the bound is then dropped and only
     the interval-Jacobian bound is kept), else the solver's status
-    (``"time_limit"``, ``"error"``, ...)."""
+    (``"time_limit"``, ``"error"``, ...).
+
+    ``bounds`` (``"interval"``, ``"linear"``, ``"lp"``) sets the neuron bounds
+    behind the big-Ms; ``encoding`` (``"bigm"``, ``"partition"`` with
+    ``partitions`` groups) the ReLU encoding; ``rescale`` (``None``,
+    ``"weights"``, ``"big_m"``: :func:`lipmip.rescale.rescale`) builds the
+    MIP on an equivalent rescaled copy of ``net`` (witnesses are still
+    verified on ``net`` itself); ``warm_start`` passes the sampled witness
+    to the solver."""
     start = time.perf_counter()
-    forward = compute(net, region, bounds)
+    model_net = net if rescale is None else rescale_network(net, rescale, region=region, bounds=bounds)
+    forward = compute(model_net, region, bounds)
     sampled = sample_lower_bound(net, region, query, samples=samples, seed=seed)
     cheap_upper = interval_jacobian_upper_bound(net, region, query, bounds=bounds)
-    mip = build_lipschitz_mip(net, region, query, forward, encoding=encoding, partitions=partitions)
+    mip = build_lipschitz_mip(model_net, region, query, forward, encoding=encoding, partitions=partitions)
     start_point = None
     if warm_start and sampled.witness is not None:
         start_point = mip.assignment((sampled.witness.a + sampled.witness.b) / 2)
@@ -109,6 +120,7 @@ def mip_lipschitz(
         "unstable_relus": forward.num_unstable,
         "bounds": forward.method,
         "encoding": encoding,
+        "rescale": rescale,
         "warm_start": start_point is not None,
         "lower_from": "mip" if best is not None and best is not sampled.witness else "sample",
         "upper_from": "mip" if upper < cheap_upper.upper else "interval",
