@@ -18,14 +18,9 @@ __all__ = ["lipschitz", "default_query", "accepted_options", "METHODS"]
 
 
 def _auto(net: Network, region: Region, query: Query, **options: Any) -> LipschitzBound:
-    """The best combination available today: the sampled lower bound and the
-    smaller of the interval-Jacobian and norm-product upper bounds."""
-    return LipschitzBound.combine(
-        sample_lower_bound(net, region, query, **options),
-        interval_jacobian_upper_bound(net, region, query),
-        product_upper_bound(net, region, query),
-        method="auto",
-    )
+    from lipmip.auto import auto_lipschitz
+
+    return auto_lipschitz(net, region, query, **options)
 
 
 def _mip(net: Network, region: Region, query: Query, **options: Any) -> LipschitzBound:
@@ -43,16 +38,17 @@ METHODS: dict[str, Callable[..., LipschitzBound]] = {
     "mip": _mip,
 }
 
-# the options each method accepts (auto passes its options to the sampler)
-_OPTIONS: dict[str, Callable[..., LipschitzBound]] = {"auto": sample_lower_bound}
-
-
 def _option_source(method: str) -> Callable[..., LipschitzBound]:
+    """The function whose keyword-only parameters are ``method``'s options."""
     if method == "mip":
         from lipmip.mip import mip_lipschitz
 
         return mip_lipschitz
-    return _OPTIONS.get(method, METHODS[method])
+    if method == "auto":
+        from lipmip.auto import auto_lipschitz
+
+        return auto_lipschitz
+    return METHODS[method]
 
 
 def accepted_options(method: str) -> list[str]:
@@ -87,18 +83,29 @@ def lipschitz(
     region: Region,
     query: Query | None = None,
     *,
+    c: Any = None,
+    input_norm: Any = None,
+    output_norm: Any = None,
     method: str = "auto",
-    norm: Any = None,
     **options: Any,
 ) -> LipschitzBound:
     """Certified bounds on the local Lipschitz constant of ``query`` over ``region``.
 
-    ``method`` is one of :data:`METHODS`: ``"auto"`` (sampled lower bound and
-    the best cheap upper bound), ``"sample"``, ``"naive"`` (norm product),
+    What to bound, either as a :class:`~lipmip.query.Query` or by keywords:
+    ``c`` (a vector, one entry per output) bounds the scalar ``c·f`` with
+    respect to ``input_norm`` (its gradient's dual norm); ``output_norm``
+    without ``c`` bounds the Jacobian's operator norm ``input_norm →
+    output_norm``; neither gives :func:`default_query` (the single output of a
+    scalar network, else the operator norm). ``input_norm`` defaults to the
+    ball's own norm, ∞ for a box.
+
+    ``method`` is one of :data:`METHODS`: ``"auto"`` (cheap bounds, then the
+    MIP when they do not meet: :mod:`lipmip.auto`), ``"sample"``, ``"naive"`` (norm product),
     ``"interval"`` (interval Jacobian), ``"enumerate"`` (exact, by listing
     every activation region: small networks only), ``"mip"`` (mixed-integer
-    programming on HiGHS / SCIP / Gurobi); ``options`` go to that method. The result satisfies
-    ``lower <= L <= upper`` for the sides it fills.
+    programming on HiGHS / SCIP / Gurobi); ``options`` go to that method
+    (:func:`accepted_options`). The result satisfies ``lower <= L <= upper``
+    for the sides it fills.
     """
     if not isinstance(net, Network):
         raise LipmipError(f"expected a lipmip.Network, got {type(net).__name__} (use lipmip.load to read a model)")
@@ -107,11 +114,21 @@ def lipschitz(
     if query is not None and not isinstance(query, Query):
         raise InvalidQueryError(f"query must be a lipmip.Query, got {type(query).__name__}")
     if query is None:
-        query = default_query(net, region, norm)
-    elif norm is not None:
-        raise InvalidQueryError("give the input norm either in the query or as norm=, not both")
+        query = _query_from_keywords(net, region, c, input_norm, output_norm)
+    elif c is not None or input_norm is not None or output_norm is not None:
+        raise InvalidQueryError("give what to bound either as a Query or by c=/input_norm=/output_norm=, not both")
     query.check_network(net)
     if not isinstance(method, str) or method not in METHODS:
         raise InvalidQueryError(f"unknown method {method!r}; available: {', '.join(METHODS)}")
     _check_options(method, options)
     return METHODS[method](net, region, query, **options)
+
+
+def _query_from_keywords(net: Network, region: Region, c: Any, input_norm: Any, output_norm: Any) -> Query:
+    if c is not None and output_norm is not None:
+        raise InvalidQueryError("c= bounds the scalar c·f, which has no output norm: give c= or output_norm=, not both")
+    if c is not None:
+        return Query.scalar(c, getattr(region, "p", math.inf) if input_norm is None else input_norm)
+    if output_norm is not None:
+        return Query.vector(getattr(region, "p", math.inf) if input_norm is None else input_norm, output_norm)
+    return default_query(net, region, input_norm)

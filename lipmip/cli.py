@@ -22,6 +22,7 @@ from lipmip.errors import InvalidQueryError, InvalidRegionError, LipmipError
 from lipmip.io.data import load_points
 from lipmip.network import Network
 from lipmip.norms import norm_name
+from lipmip.progress import SolveProgress
 from lipmip.query import Query
 
 __all__ = ["main", "build_parser"]
@@ -85,12 +86,42 @@ def _region(args: argparse.Namespace, net: Network) -> Region:
     return region
 
 
+def _vector(spec: str, what: str) -> np.ndarray:
+    """A vector from a comma list of numbers or a ``.npy`` / ``.txt`` file."""
+    suffix = Path(spec).suffix.lower()
+    if suffix in (".npy", ".txt"):
+        try:
+            values = np.load(spec, allow_pickle=False) if suffix == ".npy" else np.loadtxt(spec, ndmin=1)
+        except (OSError, ValueError) as exc:
+            raise InvalidQueryError(f"{what}: cannot read {spec}: {exc}") from None
+        return np.asarray(values, dtype=np.float64).reshape(-1)
+    try:
+        return np.array([float(t) for t in spec.split(",") if t.strip()], dtype=np.float64)
+    except ValueError:
+        raise InvalidQueryError(f"{what}: expected numbers separated by commas or a .npy/.txt file, got {spec!r}") from None
+
+
 def _query(args: argparse.Namespace, net: Network, region: Region) -> Query:
-    norm = args.norm if args.norm is not None else getattr(region, "p", "inf")
-    if args.output is not None and args.margin is not None:
-        raise InvalidQueryError("give either --output or --margin, not both")
-    if args.output is not None:
-        return Query.output(args.output, net.output_dim, norm)
+    norm = args.input_norm if args.input_norm is not None else getattr(region, "p", "inf")
+    chosen = [flag for flag, value in (("--c", args.c), ("--logit", args.logit), ("--margin", args.margin))
+              if value is not None]
+    if len(chosen) > 1:
+        raise InvalidQueryError(f"give one of --c, --logit, --margin, not {' and '.join(chosen)}")
+    if args.versus is not None and args.logit is None:
+        raise InvalidQueryError("--versus J needs --logit I (it bounds f_I - f_J)")
+    if args.output_norm is not None:
+        if chosen:
+            raise InvalidQueryError(f"--output-norm bounds the whole Jacobian; {chosen[0]} asks for a scalar function")
+        return Query.vector(norm, args.output_norm)
+    if args.c is not None:
+        c = _vector(args.c, "--c")
+        if c.size != net.output_dim:
+            raise InvalidQueryError(f"--c has {c.size} entries but the network has {net.output_dim} outputs")
+        return Query.scalar(c, norm)
+    if args.logit is not None:
+        if args.versus is not None:
+            return Query.margin(args.logit, args.versus, net.output_dim, norm)
+        return Query.output(args.logit, net.output_dim, norm)
     if args.margin is not None:
         if args.margin == "top2":
             if not isinstance(region, Ball):
@@ -158,10 +189,14 @@ def _cmd_bound(args: argparse.Namespace) -> int:
     region = _region(args, net)
     query = _query(args, net, region)
     given = {"samples": args.samples, "seed": args.seed, "max_regions": args.max_regions, "time_limit": args.time_limit,
-             "solver": args.solver, "encoding": args.encoding, "bounds": args.bounds}
+             "solver": args.solver, "encoding": args.encoding, "bounds": args.bounds, "partitions": args.partitions,
+             "rescale": args.rescale}
     accepted = accepted_options(args.method)
     options = {k: v for k, v in given.items() if v is not None and k in accepted}
-    result = lipmip.lipschitz(net, region, query, method=args.method, **options)
+    with SolveProgress(args.method) as progress:
+        if "progress" in accepted:
+            options["progress"] = progress
+        result = lipmip.lipschitz(net, region, query, method=args.method, **options)
     if args.json:
         out = {"model": str(args.model), "network": _network_dict(net), **result.to_dict(include_witness=args.witness)}
         print(json.dumps(out, indent=2))
@@ -225,8 +260,13 @@ def build_parser() -> argparse.ArgumentParser:
     bound.add_argument("model", help="model file (.npz, .onnx, .onnx.gz, .pt)")
     _add_region_arguments(bound, "input region (one of)")
     what = bound.add_argument_group("what to bound")
-    what.add_argument("--norm", help="input norm (default: the ball's norm, inf for a box)")
-    what.add_argument("--output", type=int, metavar="I", help="bound output I alone")
+    what.add_argument("--input-norm", "--norm", dest="input_norm", metavar="inf|1|2",
+                      help="input norm (default: the ball's norm, inf for a box)")
+    what.add_argument("--output-norm", metavar="inf|1|2",
+                      help="bound the Jacobian's operator norm input-norm -> output-norm (equal norms)")
+    what.add_argument("--c", metavar="VEC", help="bound c.f: comma list or .npy/.txt file, one entry per output")
+    what.add_argument("--logit", "--output", dest="logit", type=int, metavar="I", help="bound output I alone")
+    what.add_argument("--versus", type=int, metavar="J", help="with --logit I: bound the logit difference f_I - f_J")
     what.add_argument("--margin", metavar="I,J|top2", help="bound f_I - f_J; top2: predicted class minus runner-up at the centre")
     how = bound.add_argument_group("method")
     how.add_argument("--method", default="auto", choices=list(METHODS), help="bound method (default auto)")
@@ -236,6 +276,9 @@ def build_parser() -> argparse.ArgumentParser:
     how.add_argument("--time-limit", type=float, metavar="S", help="seconds (enumerate, mip)")
     how.add_argument("--solver", choices=["auto", "highs", "scip", "gurobi"], help="MIP solver (mip; default auto)")
     how.add_argument("--encoding", choices=["bigm", "partition"], help="ReLU encoding (mip; default bigm)")
+    how.add_argument("--partitions", type=int, metavar="P", help="groups per neuron for --encoding partition (default 2)")
+    how.add_argument("--rescale", choices=["weights", "big_m"],
+                     help="solve on an equivalent rescaled network (mip; default: no rescaling)")
     how.add_argument("--bounds", choices=["interval", "linear", "lp"], help="neuron bounds (mip, interval; default linear)")
     bound.add_argument("--json", action="store_true", help="print the result as JSON")
     bound.add_argument("--witness", action="store_true", help="include the witness points in the JSON")

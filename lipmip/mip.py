@@ -72,7 +72,10 @@ def mip_lipschitz(
     ``"weights"``, ``"big_m"``: :func:`lipmip.rescale.rescale`) builds the
     MIP on an equivalent rescaled copy of ``net`` (witnesses are still
     verified on ``net`` itself); ``warm_start`` passes the sampled witness
-    to the solver."""
+    to the solver. ``progress(seconds, incumbent, bound)`` is called during
+    the solve with the solver's numbers mapped to Lipschitz values (the
+    incumbent at least the sampled lower bound); they are the solver's,
+    not certified (e.g. :class:`lipmip.progress.SolveProgress`)."""
     start = time.perf_counter()
     model_net = net if rescale is None else rescale_network(net, rescale, region=region, bounds=bounds)
     forward = compute(model_net, region, bounds)
@@ -83,8 +86,9 @@ def mip_lipschitz(
     if warm_start and sampled.witness is not None:
         start_point = mip.assignment((sampled.witness.a + sampled.witness.b) / 2)
     remaining = None if time_limit is None else max(0.0, time_limit - (time.perf_counter() - start))
+    floor = None if sampled.witness is None else sampled.witness.value
     options = SolveOptions(time_limit=remaining, threads=threads, mip_gap=mip_gap, seed=seed,
-                           warm_start=start_point, progress=progress)
+                           warm_start=start_point, progress=_in_lipschitz_units(progress, mip, floor))
     result = solve_with_fallback(mip.model, solver, options)
 
     upper = min(certified_upper(result, mip), cheap_upper.upper)
@@ -138,3 +142,17 @@ def mip_lipschitz(
         details=details,
         status=status,
     )
+
+
+def _in_lipschitz_units(progress: Progress | None, mip: Any, floor: float | None) -> Progress | None:
+    """``progress`` fed with Lipschitz values instead of MIP objective values."""
+    if progress is None:
+        return None
+
+    def report(seconds: float, incumbent: float | None, bound: float | None) -> None:
+        value = None if incumbent is None else mip.value_from_objective(incumbent)
+        if floor is not None:
+            value = floor if value is None else max(value, floor)
+        progress(seconds, value, None if bound is None else mip.value_from_objective(bound))
+
+    return report

@@ -427,8 +427,9 @@ def run_all(net, region, query):
     assert results["naive"].lower is None and results["naive"].upper is not None
     assert results["interval"].lower is None and results["interval"].upper is not None
     auto = results["auto"]
-    assert auto.lower == results["sample"].lower
-    assert auto.upper == min(results["naive"].upper, results["interval"].upper)
+    # auto starts from the sampled and cheap bounds and can only tighten them
+    assert auto.lower >= results["sample"].lower
+    assert auto.upper <= min(results["naive"].upper, results["interval"].upper)
     for r in results.values():
         if r.lower is not None and r.upper is not None:
             assert 0.0 <= r.lower <= r.upper
@@ -883,7 +884,7 @@ def test_default_query_is_sound(norm):
     for sizes in ([2, 4, 1], [2, 4, 2]):
         net = random_net(rng, sizes)
         region = Ball([0.1, -0.2], 0.9, 1)
-        r = lipmip.lipschitz(net, region, norm=norm)
+        r = lipmip.lipschitz(net, region, input_norm=norm)
         expected_p = 1.0 if norm is None else lipmip.norms.parse_norm(norm)
         assert r.query["input_norm"] == lipmip.norms.norm_name(expected_p)
         q = Query.output(0, 1, expected_p) if sizes[-1] == 1 else Query.vector(expected_p)

@@ -135,11 +135,11 @@ class TestQueryErrors:
 
     def test_query_and_norm_together(self, net, box):
         with pytest.raises(InvalidQueryError, match="either"):
-            lipmip.lipschitz(net, box, Query.vector(2), norm=2)
+            lipmip.lipschitz(net, box, Query.vector(2), input_norm=2)
 
     def test_default_query_bad_norm(self, net, box):
         with pytest.raises(InvalidQueryError, match="l7"):
-            lipmip.lipschitz(net, box, norm="l7")
+            lipmip.lipschitz(net, box, input_norm="l7")
 
     @pytest.mark.parametrize(
         "make", [lambda: Query.output(0, -1), lambda: Query.output(0, 2.5), lambda: Query.margin(0, 1, "3")]

@@ -1,0 +1,54 @@
+"""A one-line status for long solves, on a terminal only.
+
+:class:`SolveProgress` is a :data:`~lipmip.solvers.base.Progress` callback
+(``seconds, incumbent, bound``) that keeps one line on stderr up to date
+(tqdm draws it): elapsed time, incumbent, bound and gap. When the stream is
+not a terminal it draws nothing, so logs and pipes stay clean.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from typing import IO, Any
+
+from tqdm import tqdm
+
+__all__ = ["SolveProgress"]
+
+
+class SolveProgress:
+    """``progress(seconds, incumbent, bound)`` updates the line; ``close()``
+    (or leaving a ``with`` block) removes it. ``enabled=None`` means "when
+    ``stream`` is a terminal"."""
+
+    def __init__(self, label: str, *, stream: IO[str] | None = None, enabled: bool | None = None) -> None:
+        stream = sys.stderr if stream is None else stream
+        if enabled is None:
+            enabled = bool(getattr(stream, "isatty", lambda: False)())
+        self.label = label
+        self._bar = tqdm(total=None, file=stream, bar_format="{desc}", leave=False, disable=not enabled,
+                         dynamic_ncols=True)
+
+    def __call__(self, seconds: float, incumbent: float | None, bound: float | None) -> None:
+        self._bar.set_description_str(self.describe(seconds, incumbent, bound))
+
+    def describe(self, seconds: float, incumbent: float | None, bound: float | None) -> str:
+        """The status text, e.g. ``mip 12.3 s  incumbent 313.46  bound 320.1  gap 2.1%``."""
+        parts = [f"{self.label} {seconds:6.1f} s", f"incumbent {_number(incumbent)}", f"bound {_number(bound)}"]
+        if incumbent is not None and bound is not None and math.isfinite(bound) and bound > 0:
+            parts.append(f"gap {max(0.0, (bound - incumbent) / bound):.2%}")
+        return "  ".join(parts)
+
+    def close(self) -> None:
+        self._bar.close()
+
+    def __enter__(self) -> "SolveProgress":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def _number(value: float | None) -> str:
+    return "-" if value is None or not math.isfinite(value) else f"{value:.8g}"
