@@ -117,3 +117,70 @@ def test_clip_needs_an_inf_ball(capsys):
     args = ["bound", str(DIGITS_MODEL), "--center", "0.5", "--radius", "0.1", "--ball", "2", "--clip", "0", "1"]
     assert main(args) == 1
     assert "only an l-inf ball" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------- what to bound
+CENTER = ["--center", str(DIGITS_TEST), "--index", "0", "--radius", "0.01"]
+
+
+def _bound_json(capsys, *extra: str) -> dict:
+    assert main(["bound", str(DIGITS_MODEL), *CENTER, "--method", "interval", "--json", *extra]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_logit_versus_is_the_margin(capsys):
+    c = _bound_json(capsys, "--logit", "7", "--versus", "9")["query"]["c"]
+    assert c == [0, 0, 0, 0, 0, 0, 0, 1, 0, -1]
+    assert _bound_json(capsys, "--logit", "4")["query"]["c"] == [0, 0, 0, 0, 1, 0, 0, 0, 0, 0]
+
+
+def test_c_from_a_comma_list_and_from_files(capsys, tmp_path):
+    vec = np.linspace(-1, 1, 10)
+    np.save(tmp_path / "c.npy", vec)
+    np.savetxt(tmp_path / "c.txt", vec)
+    listed = _bound_json(capsys, "--c", ",".join(repr(float(v)) for v in vec))
+    for path in (tmp_path / "c.npy", tmp_path / "c.txt"):
+        loaded = _bound_json(capsys, "--c", str(path))
+        assert loaded["query"]["c"] == pytest.approx(vec.tolist(), rel=1e-15)
+        assert loaded["upper"] == pytest.approx(listed["upper"], rel=1e-12)
+
+
+def test_output_norm_bounds_the_operator_norm(capsys):
+    out = _bound_json(capsys, "--input-norm", "1", "--output-norm", "1")
+    assert out["query"]["c"] is None and out["query"]["input_norm"] == out["query"]["output_norm"] == "1"
+
+
+@pytest.mark.parametrize(
+    "extra,message",
+    [
+        (["--c", "1,2,3"], "3 entries but the network has 10 outputs"),
+        (["--c", "1,x"], "expected numbers"),
+        (["--c", "missing.npy"], "cannot read"),
+        (["--c", "1,0,0,0,0,0,0,0,0,0", "--logit", "1"], "not --c and --logit"),
+        (["--versus", "2"], "needs --logit"),
+        (["--logit", "1", "--output-norm", "inf"], "whole Jacobian"),
+        (["--input-norm", "1", "--output-norm", "2"], "not supported"),
+    ],
+)
+def test_bad_query_arguments(capsys, extra, message):
+    assert main(["bound", str(DIGITS_MODEL), *CENTER, "--method", "interval", *extra]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err
+
+
+def test_progress_line_draws_on_a_terminal_only():
+    import io
+
+    from lipmip.progress import SolveProgress
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    pipe, terminal = io.StringIO(), Terminal()
+    for stream in (pipe, terminal):
+        with SolveProgress("mip", stream=stream) as progress:
+            progress(1.5, 90.0, 100.0)
+    assert pipe.getvalue() == ""
+    assert "incumbent 90  bound 100  gap 10.00%" in terminal.getvalue()
+    assert SolveProgress("mip", enabled=False).describe(2.0, None, None).endswith("incumbent -  bound -")
