@@ -264,7 +264,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="input norm (default: the ball's norm, inf for a box)")
     what.add_argument("--output-norm", metavar="inf|1|2",
                       help="bound the Jacobian's operator norm input-norm -> output-norm (equal norms)")
-    what.add_argument("--c", metavar="VEC", help="bound c.f: comma list or .npy/.txt file, one entry per output")
+    what.add_argument("--c", metavar="VEC", help="bound c.f, one entry per output: a comma list "
+                      "(write --c=-1,... when it starts with -) or a .npy/.txt file")
     what.add_argument("--logit", "--output", dest="logit", type=int, metavar="I", help="bound output I alone")
     what.add_argument("--versus", type=int, metavar="J", help="with --logit I: bound the logit difference f_I - f_J")
     what.add_argument("--margin", metavar="I,J|top2", help="bound f_I - f_J; top2: predicted class minus runner-up at the centre")

@@ -138,7 +138,7 @@ def test_c_from_a_comma_list_and_from_files(capsys, tmp_path):
     vec = np.linspace(-1, 1, 10)
     np.save(tmp_path / "c.npy", vec)
     np.savetxt(tmp_path / "c.txt", vec)
-    listed = _bound_json(capsys, "--c", ",".join(repr(float(v)) for v in vec))
+    listed = _bound_json(capsys, "--c=" + ",".join(repr(float(v)) for v in vec))  # "=": the list starts with "-"
     for path in (tmp_path / "c.npy", tmp_path / "c.txt"):
         loaded = _bound_json(capsys, "--c", str(path))
         assert loaded["query"]["c"] == pytest.approx(vec.tolist(), rel=1e-15)
