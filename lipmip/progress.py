@@ -9,6 +9,7 @@ not a terminal it draws nothing, so logs and pipes stay clean.
 from __future__ import annotations
 
 import math
+import os
 import sys
 from typing import IO, Any
 
@@ -23,9 +24,15 @@ class SolveProgress:
     ``stream`` is a terminal"."""
 
     def __init__(self, label: str, *, stream: IO[str] | None = None, enabled: bool | None = None) -> None:
-        stream = sys.stderr if stream is None else stream
+        self._own: IO[str] | None = None
+        if stream is None:
+            stream = sys.stderr
+            if enabled is not False and _is_terminal(stream):
+                # a duplicate of the terminal: solvers that redirect descriptor 2 while they
+                # run (lipmip.solvers.scip) do not hide the line
+                self._own = stream = os.fdopen(os.dup(stream.fileno()), "w", buffering=1)
         if enabled is None:
-            enabled = bool(getattr(stream, "isatty", lambda: False)())
+            enabled = _is_terminal(stream)
         self.label = label
         self._bar = tqdm(total=None, file=stream, bar_format="{desc}", leave=False, disable=not enabled,
                          dynamic_ncols=True)
@@ -42,12 +49,22 @@ class SolveProgress:
 
     def close(self) -> None:
         self._bar.close()
+        if self._own is not None:
+            self._own.close()
+            self._own = None
 
     def __enter__(self) -> "SolveProgress":
         return self
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+def _is_terminal(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError, OSError):
+        return False
 
 
 def _number(value: float | None) -> str:

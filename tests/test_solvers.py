@@ -393,3 +393,15 @@ def test_gurobi_progress_and_failing_callback(gurobi: GurobiSolver) -> None:
 
     result = gurobi.solve(random_milp(), SolveOptions(progress=explode, time_limit=2.0))
     assert result.status == "error" and "callback exploded" in result.message
+
+
+def test_soplex_tolerance_notes_are_held_back_and_other_output_kept(capfd):
+    import os
+
+    from lipmip.solvers.scip import _without_soplex_tolerance_notes
+
+    with _without_soplex_tolerance_notes():
+        os.write(2, b"Cannot set feasibility tolerance to small value 1e-13 without GMP - using 1e-10.\n")
+        os.write(2, b"a genuine solver message\n")
+    err = capfd.readouterr().err
+    assert "a genuine solver message" in err and "without GMP" not in err

@@ -11,9 +11,13 @@ over the variable bounds, so the relaxation stays bounded.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
+import sys
+import tempfile
 import time
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import scipy.sparse as sp
@@ -233,6 +237,43 @@ class _Built:
 DEFAULT_PARAMS: dict[str, float] = {"numerics/epsilon": 1e-11, "numerics/feastol": 1e-10, "numerics/dualfeastol": 1e-10}
 
 
+_SOPLEX_NOTE = b"without GMP - using"  # "Cannot set feasibility tolerance to small value 1e-13 without GMP - using 1e-10."
+
+
+@contextlib.contextmanager
+def _without_soplex_tolerance_notes() -> Iterator[None]:
+    """Hold back SoPlex's notes about tolerances it cannot honour.
+
+    With feastol 1e-10, SCIP asks its LP solver for 1e-13 when it re-solves
+    an LP with tightened tolerances; SoPlex (built without GMP) uses 1e-10
+    and says so on file descriptor 2, outside SCIP's message handler, so
+    ``hideOutput`` does not silence it. During the solve, descriptor 2 goes
+    to a temporary file; afterwards every other line written there is
+    passed on to stderr, so genuine messages are delayed, never lost.
+    (A process-wide redirection: :class:`lipmip.progress.SolveProgress`
+    writes to its own duplicate of the terminal, unaffected.)
+    """
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError, AttributeError):  # no descriptor 2 (embedded interpreters)
+        yield
+        return
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        finally:
+            with contextlib.suppress(OSError, ValueError):
+                sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            held.seek(0)
+            kept = b"".join(line for line in held.read().splitlines(keepends=True) if _SOPLEX_NOTE not in line)
+            if kept:
+                os.write(2, kept)
+
+
 class ScipSolver(MIPSolver):
     """SCIP via pyscipopt: linear and quadratic (also nonconvex) models.
 
@@ -277,7 +318,8 @@ class ScipSolver(MIPSolver):
         if options.progress is not None:
             reporter = _ProgressReporter(options.progress)
             scip.includeEventhdlr(reporter.handler(), "lipmip_progress", "reports progress to lipmip")
-        scip.optimize()
+        with _without_soplex_tolerance_notes():
+            scip.optimize()
         if reporter is not None:
             reporter.report(scip, False, final=True)
         if reporter is not None and reporter.error is not None:
