@@ -80,6 +80,19 @@ class LipschitzBound:
             return 0.0
         return (self.upper - self.lower) / self.upper
 
+    @property
+    def solver(self) -> str | None:
+        """The MIP solver that ran (``"highs"``, ``"scip"``, ``"gurobi"``), None when none did."""
+        solver = self.details.get("solver")
+        if solver is None and isinstance(self.details.get("mip"), dict):
+            solver = self.details["mip"].get("solver")
+        return solver
+
+    @property
+    def stats(self) -> dict:
+        """The method's counters and choices (an alias of ``details``)."""
+        return self.details
+
     @staticmethod
     def combine(*bounds: "LipschitzBound", method: str | None = None) -> "LipschitzBound":
         """The tightest interval the given results prove together: the largest
@@ -119,6 +132,7 @@ class LipschitzBound:
             "gap": None if math.isinf(self.gap) else self.gap,
             "status": self.status,
             "method": self.method,
+            "solver": self.solver,
             "seconds": self.seconds,
             "estimate": self.estimate,
             "query": self.query,

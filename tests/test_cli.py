@@ -184,3 +184,12 @@ def test_progress_line_draws_on_a_terminal_only():
     assert pipe.getvalue() == ""
     assert "incumbent 90  bound 100  gap 10.00%" in terminal.getvalue()
     assert SolveProgress("mip", enabled=False).describe(2.0, None, None).endswith("incumbent -  bound -")
+
+
+def test_json_has_the_documented_keys(capsys):
+    args = ["bound", str(DIGITS_MODEL), *CENTER, "--logit", "7", "--versus", "9", "--method", "mip", "--json", "--witness"]
+    assert main(args) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert {"lower", "upper", "status", "method", "solver", "seconds", "witness", "gap"} <= set(out)
+    assert out["method"] == "mip" and out["solver"] == "highs" and out["status"] == "optimal"
+    assert out["upper"] - out["lower"] <= 1e-6 * out["upper"]
