@@ -39,6 +39,21 @@ from lipmip.witness import witness_from_point
 
 __all__ = ["mip_lipschitz"]
 
+_LP_BOUNDS_SHARE = 0.25  # at most this share of a time limit goes to LP bound tightening
+
+
+class _Clock:
+    """Seconds per stage of one call."""
+
+    def __init__(self, start: float) -> None:
+        self.last = start
+        self.laps: dict[str, float] = {}
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.laps[stage] = now - self.last
+        self.last = now
+
 
 def mip_lipschitz(
     net: Network,
@@ -67,7 +82,8 @@ def mip_lipschitz(
     (``"time_limit"``, ``"error"``, ...).
 
     ``bounds`` (``"interval"``, ``"linear"``, ``"lp"``) sets the neuron bounds
-    behind the big-Ms; ``encoding`` (``"bigm"``, ``"partition"`` with
+    behind the big-Ms (``"lp"`` gets at most a quarter of ``time_limit``;
+    neurons it does not reach keep their linear bounds); ``encoding`` (``"bigm"``, ``"partition"`` with
     ``partitions`` groups) the ReLU encoding; ``rescale`` (``None``,
     ``"weights"``, ``"big_m"``: :func:`lipmip.rescale.rescale`) builds the
     MIP on an equivalent rescaled copy of ``net`` (witnesses are still
@@ -77,11 +93,16 @@ def mip_lipschitz(
     incumbent at least the sampled lower bound); they are the solver's,
     not certified (e.g. :class:`lipmip.progress.SolveProgress`)."""
     start = time.perf_counter()
+    clock = _Clock(start)
     model_net = net if rescale is None else rescale_network(net, rescale, region=region, bounds=bounds)
-    forward = compute(model_net, region, bounds)
+    bound_options = {} if bounds != "lp" or time_limit is None else {"time_limit": _LP_BOUNDS_SHARE * time_limit}
+    forward = compute(model_net, region, bounds, **bound_options)
+    clock.lap("bounds")
     sampled = sample_lower_bound(net, region, query, samples=samples, seed=seed)
+    clock.lap("sample")
     cheap_upper = interval_jacobian_upper_bound(net, region, query, bounds=bounds)
     mip = build_lipschitz_mip(model_net, region, query, forward, encoding=encoding, partitions=partitions)
+    clock.lap("build")
     start_point = None
     if warm_start and sampled.witness is not None:
         start_point = mip.assignment((sampled.witness.a + sampled.witness.b) / 2)
@@ -90,6 +111,7 @@ def mip_lipschitz(
     options = SolveOptions(time_limit=remaining, threads=threads, mip_gap=mip_gap, seed=seed,
                            warm_start=start_point, progress=_in_lipschitz_units(progress, mip, floor))
     result = solve_with_fallback(mip.model, solver, options)
+    clock.lap("solve")
 
     upper = min(certified_upper(result, mip), cheap_upper.upper)
     witnesses = [sampled.witness] if sampled.witness is not None else []
@@ -127,6 +149,7 @@ def mip_lipschitz(
         "rescale": rescale,
         "warm_start": start_point is not None,
         "lower_from": "mip" if best is not None and best is not sampled.witness else "sample",
+        "seconds_by_stage": clock.laps,
         "upper_from": "mip" if upper < cheap_upper.upper else "interval",
     }
     if result.message:

@@ -72,7 +72,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from lipmip.activations import IDENTITY
-from lipmip.bounds.backward import GradientBounds, gradient_bounds
+from lipmip.bounds.backward import GradientBounds, _times_matrix, _times_slopes, gradient_bounds
 from lipmip.bounds.base import Bounds
 from lipmip.domains import Ball, Box, Region, as_region
 from lipmip.errors import InvalidQueryError, LipmipError
@@ -536,6 +536,9 @@ def _objective_max_group_sum(mip: LipschitzMIP, groups: list, terms: dict) -> No
     every group sum S_grp >= 0, so the rows of unselected groups are slack)."""
     model = mip.model
     mags = {e: max(-float(mip.grad_lower[0][e]), float(mip.grad_upper[0][e]), 0.0) for e in terms}
+    if not groups:  # 1→1 with no free input coordinate (a box with lo == hi everywhere): the value is 0
+        model.objective = np.zeros(model.num_variables)
+        return
     if len(groups) == 1:
         c = np.zeros(model.num_variables)
         for e in groups[0]:
@@ -622,21 +625,19 @@ def objective_margin(mip: LipschitzMIP, feasibility: float, integrality: float |
     ``integrality`` (default: ``feasibility``), can raise the objective above
     the exact value of its activation pattern (see :func:`certified_upper`).
 
-    The gradient error is propagated backwards: ``e_L = feas``; for each layer
-    ``e_δ = e_k + feas + int·M_k`` (M_k the big-M of δ, i.e. max(|L|, |U|) of
-    g_k, for unstable neurons: a binary ``int`` away from 0 or 1 lets δ move
-    by ``int·M``), then ``e_{k-1} = e_δ |W_k| + feas``. The objective adds, per
-    |g| term, ``e_0 + 2B·int + 2feas`` (the sign rows), and ``2T·int + feas``
-    for a selection (T the selection's big-M).
+    Error in the input gradient ``g_0`` (:func:`_gradient_error`): each layer's
+    rows inject a residual ``ρ_{k-1} = |W_k|ᵀ (feas + int·M_k) + feas`` into
+    ``g_{k-1}`` (a row of ``δ = a ⊙ g`` off by ``feas``, a binary ``int`` away
+    from 0 or 1 moving δ by ``int·M``, M_k the big-M of δ; then the row of
+    ``g_{k-1} = W_kᵀ δ_k`` off by ``feas``), and the residual reaches ``g_0``
+    through the rest of the masked backward pass, whose entries are bounded
+    over every allowed pattern by interval propagation. The objective adds,
+    per |g| term, ``e_0 + 2B·int + 2feas`` (the sign rows), and ``2T·int +
+    feas`` for a selection (T the selection's big-M).
     """
     feas = float(feasibility)
     integ = feas if integrality is None else float(integrality)
-    e = np.full(mip.g[-1].shape, feas)
-    for k in range(mip.net.depth, 0, -1):
-        unstable = mip.forward.unstable[k - 1]
-        M = np.maximum(np.abs(mip.grad_lower[k]), np.abs(mip.grad_upper[k])) * unstable[None, :]
-        e_delta = e + feas + integ * M
-        e = e_delta @ np.abs(mip.net.layers[k - 1].W) + feas
+    e = _gradient_error(mip, feas, integ)
     free = mip.free
     B = np.maximum(np.abs(mip.grad_lower[0]), np.abs(mip.grad_upper[0]))
     kind = mip.objective_kind
@@ -652,6 +653,41 @@ def objective_margin(mip: LipschitzMIP, feasibility: float, integrality: float |
         return float(per_entry.sum(axis=0).max(initial=0.0)) + select
     ef = e * free[None, :]
     return float(np.sum(2 * B * ef + ef * ef))
+
+
+def _gradient_error(mip: LipschitzMIP, feas: float, integ: float) -> np.ndarray:
+    """Entrywise bound on ``|ĝ_0 - g_0|`` (shape ``(rows, n_0)``): the solver's
+    input gradient versus the exact one of the pattern it names, for a point
+    feasible to ``feas`` and integral to ``integ`` (see :func:`objective_margin`).
+
+    The smaller, entry by entry, of two valid bounds: residuals carried to
+    the input through interval bounds on the partial masked products
+    ``|W_1ᵀ D_1 ⋯ W_jᵀ D_j|`` (tight when the network's gradients are much
+    smaller than its weight norms, as in deep networks), and the plain
+    recursion ``e_{k-1} = (e_k + feas + int·M_k) |W_k| + feas``.
+    """
+    net, forward = mip.net, mip.forward
+    plain = np.full(mip.g[-1].shape, feas)
+    through = np.zeros((mip.g[-1].shape[0], net.input_dim))
+    for k in range(net.depth, 0, -1):
+        M = np.maximum(np.abs(mip.grad_lower[k]), np.abs(mip.grad_upper[k])) * forward.unstable[k - 1][None, :]
+        absW = np.abs(net.layers[k - 1].W)
+        plain = (plain + feas + integ * M) @ absW + feas
+        residual = (2 * feas + integ * M) @ absW + feas
+        through = through + residual @ _partial_product_abs(forward, k - 1)
+    grow = 1 + 4 * UNIT_ROUNDOFF * (net.depth + max(net.widths))  # the float rounding of the two sums
+    return np.minimum(plain, through) * grow
+
+
+def _partial_product_abs(forward: Bounds, j: int) -> np.ndarray:
+    """Entrywise bound ``(n_j, n_0)`` on ``|P_j|`` with ``P_j = D_j W_j ⋯ D_1 W_1``
+    (rows: h_j; the map of a residual in ``g_j`` to ``g_0``), over every
+    activation pattern ``forward`` allows; the identity for ``j = 0``."""
+    lo = hi = np.eye(forward.net.widths[j])
+    for i in range(j, 0, -1):
+        lo, hi = _times_slopes(lo, hi, *forward.slope_bounds(i - 1))
+        lo, hi = _times_matrix(lo, hi, forward.net.layers[i - 1].W)
+    return np.maximum(np.abs(lo), np.abs(hi))
 
 
 def certified_upper(result: MIPResult, mip: LipschitzMIP) -> float:
