@@ -32,6 +32,7 @@ from lipmip.network import Network
 from lipmip.query import Query
 from lipmip.regions.pattern import interior_point_for_pattern
 from lipmip.rescale import rescale as rescale_network
+from lipmip.rescale import scale_output
 from lipmip.result import LipschitzBound
 from lipmip.solvers.base import Progress, SolveOptions
 from lipmip.solvers.registry import solve_with_fallback
@@ -40,6 +41,8 @@ from lipmip.witness import witness_from_point
 __all__ = ["mip_lipschitz"]
 
 _LP_BOUNDS_SHARE = 0.25  # at most this share of a time limit goes to LP bound tightening
+_OBJECTIVE_TARGET = 1024.0  # outputs are scaled up until the objective's upper bound is about this size
+_MAX_SCALE_EXPONENT = 20  # at most a factor of about 1e6: larger coefficients trouble the solvers
 
 
 class _Clock:
@@ -97,10 +100,14 @@ def mip_lipschitz(
     model_net = net if rescale is None else rescale_network(net, rescale, region=region, bounds=bounds)
     bound_options = {} if bounds != "lp" or time_limit is None else {"time_limit": _LP_BOUNDS_SHARE * time_limit}
     forward = compute(model_net, region, bounds, **bound_options)
+    cheap_upper = interval_jacobian_upper_bound(model_net, region, query, bounds=forward)
     clock.lap("bounds")
     sampled = sample_lower_bound(net, region, query, samples=samples, seed=seed)
     clock.lap("sample")
-    cheap_upper = interval_jacobian_upper_bound(net, region, query, bounds=bounds)
+    scale = output_scale(cheap_upper.upper)
+    if scale != 1.0:
+        model_net = scale_output(model_net, scale)
+        forward = forward.for_scaled_output(model_net, scale)
     mip = build_lipschitz_mip(model_net, region, query, forward, encoding=encoding, partitions=partitions)
     clock.lap("build")
     start_point = None
@@ -109,11 +116,11 @@ def mip_lipschitz(
     remaining = None if time_limit is None else max(0.0, time_limit - (time.perf_counter() - start))
     floor = None if sampled.witness is None else sampled.witness.value
     options = SolveOptions(time_limit=remaining, threads=threads, mip_gap=mip_gap, seed=seed,
-                           warm_start=start_point, progress=_in_lipschitz_units(progress, mip, floor))
+                           warm_start=start_point, progress=_in_lipschitz_units(progress, mip, scale, floor))
     result = solve_with_fallback(mip.model, solver, options)
     clock.lap("solve")
 
-    upper = min(certified_upper(result, mip), cheap_upper.upper)
+    upper = min(certified_upper(result, mip) / scale, cheap_upper.upper)
     witnesses = [sampled.witness] if sampled.witness is not None else []
     if result.x is not None:
         x_solver = mip.input_point(result.x)
@@ -137,8 +144,10 @@ def mip_lipschitz(
     details: dict[str, Any] = {
         "solver": result.solver,
         "solver_status": result.status,
-        "solver_best_bound": mip.value_from_objective(result.best_bound) if math.isfinite(result.best_bound) else None,
-        "solver_incumbent": None if result.incumbent is None else mip.value_from_objective(result.incumbent),
+        "solver_best_bound": (mip.value_from_objective(result.best_bound) / scale
+                              if math.isfinite(result.best_bound) else None),
+        "solver_incumbent": None if result.incumbent is None else mip.value_from_objective(result.incumbent) / scale,
+        "output_scale": scale,
         "solver_seconds": result.seconds,
         "nodes": result.nodes,
         "binaries": int(np.count_nonzero(mip.model.integer)),
@@ -167,15 +176,29 @@ def mip_lipschitz(
     )
 
 
-def _in_lipschitz_units(progress: Progress | None, mip: Any, floor: float | None) -> Progress | None:
+def output_scale(upper: float) -> float:
+    """The power of two the MIP scales the network's output by: small
+    Lipschitz values would otherwise be swamped by the solver's absolute
+    feasibility tolerances (the widening of
+    :func:`~lipmip.formulate.lipschitz.certified_upper` is mostly absolute),
+    so an output whose certified upper bound is below
+    :data:`_OBJECTIVE_TARGET` is scaled up to about that size; larger ones
+    are left alone. Exact: scaling by a power of two changes no digit."""
+    if not (math.isfinite(upper) and upper > 0):
+        return 1.0
+    exponent = min(_MAX_SCALE_EXPONENT, max(0, math.ceil(math.log2(_OBJECTIVE_TARGET / upper))))
+    return float(2.0**exponent)
+
+
+def _in_lipschitz_units(progress: Progress | None, mip: Any, scale: float, floor: float | None) -> Progress | None:
     """``progress`` fed with Lipschitz values instead of MIP objective values."""
     if progress is None:
         return None
 
     def report(seconds: float, incumbent: float | None, bound: float | None) -> None:
-        value = None if incumbent is None else mip.value_from_objective(incumbent)
+        value = None if incumbent is None else mip.value_from_objective(incumbent) / scale
         if floor is not None:
             value = floor if value is None else max(value, floor)
-        progress(seconds, value, None if bound is None else mip.value_from_objective(bound))
+        progress(seconds, value, None if bound is None else mip.value_from_objective(bound) / scale)
 
     return report

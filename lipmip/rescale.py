@@ -19,13 +19,15 @@ two, so the rescaled network computes bit for bit the same floats.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from lipmip.domains import Region
 from lipmip.errors import InvalidQueryError, InvalidRegionError
 from lipmip.network import Layer, Network
 
-__all__ = ["rescale", "apply_scaling"]
+__all__ = ["rescale", "apply_scaling", "scale_output"]
 
 STRATEGIES = ("weights", "big_m")
 
@@ -43,6 +45,18 @@ def apply_scaling(net: Network, scales: list[np.ndarray]) -> Network:
             raise InvalidQueryError(f"scales for layer {k + 1} must be {layers[k].out_features} positive finite numbers")
         layers[k] = Layer(layers[k].W * s[:, None], layers[k].b * s, layers[k].activation)
         layers[k + 1] = Layer(layers[k + 1].W / s[None, :], layers[k + 1].b, layers[k + 1].activation)
+    return Network(layers, input_shape=net.input_shape, name=net.name)
+
+
+def scale_output(net: Network, factor: float) -> Network:
+    """The network ``factor · f`` (last layer's weights and bias times
+    ``factor``; a positive power of two, so bit for bit the scaled floats,
+    barring overflow). ReLU at the output commutes with the scaling."""
+    factor = float(factor)
+    if not (factor > 0 and math.isfinite(factor) and math.frexp(factor)[0] == 0.5):
+        raise InvalidQueryError(f"output scale must be a positive power of two, got {factor!r}")
+    last = net.layers[-1]
+    layers = [*net.layers[:-1], Layer(last.W * factor, last.b * factor, last.activation)]
     return Network(layers, input_shape=net.input_shape, name=net.name)
 
 

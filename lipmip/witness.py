@@ -15,6 +15,7 @@ the local value of that region exactly (up to rounding).
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 
 import numpy as np
 
@@ -30,6 +31,8 @@ __all__ = ["forward_with_error", "certified_quotient", "witness_from_point", "fr
 
 _SUBNORMAL = np.finfo(np.float64).smallest_subnormal
 _FLOOR = 1e-290  # lower bounds below this are not certified (reported as 0)
+_EXACT_WHEN_LOST = 1e-10  # evaluate a pair exactly when rounding costs more than this share of its quotient
+EXACT_MAX_PARAMETERS = 300_000  # ... and the network has at most this many weights and biases
 
 
 
@@ -87,10 +90,87 @@ def certified_quotient(net: Network, query: Query, region: Region, a: np.ndarray
         numerator = abs(float(query.c @ dy)) - g * float(absc @ np.abs(dy)) - (1 + g) * float(absc @ err)
     # the computed distance may be a few ulps low: inflate it
     dist = float(vector_norm(a - b, query.input_norm)) * (1 + _gamma(a.size + 2))
-    if not dist > 0.0 or not numerator > 0.0:
+    if not dist > 0.0:
         return 0.0
-    value = numerator / dist * (1 - 4 * _U)
+    value = max(numerator, 0.0) / dist * (1 - 4 * _U)
+    # rounding ate a visible share of the quotient (points close together, large hidden values):
+    # evaluate the pair exactly instead, when the network is small enough for that to be quick
+    lost = (1 + g) * float(np.abs(query.c) @ err if query.c is not None else vector_norm(err, query.output_norm))
+    if lost > _EXACT_WHEN_LOST * max(numerator, 0.0) and net.num_parameters <= EXACT_MAX_PARAMETERS:
+        value = max(value, _exact_quotient(net, query, a, b))
     return value if value >= _FLOOR else 0.0
+
+
+# ------------------------------------------------------------------ exact evaluation
+def _dyadic(values: np.ndarray) -> tuple[np.ndarray, int]:
+    """``(n, e)`` with ``values == n · 2**e`` exactly: ``n`` an object array of
+    Python ints (every float64 is a dyadic rational)."""
+    flat = np.asarray(values, dtype=np.float64).reshape(-1)
+    ratios = [float(v).as_integer_ratio() for v in flat]
+    shift = max((den.bit_length() - 1 for _, den in ratios), default=0)
+    ints = np.empty(flat.size, dtype=object)
+    ints[:] = [num << (shift - (den.bit_length() - 1)) for num, den in ratios]
+    return ints.reshape(np.shape(values)), -shift
+
+
+def _exact_forward(net: Network, x: np.ndarray) -> tuple[np.ndarray, int]:
+    """``f(x) = n · 2**e`` exactly (ReLU and identity layers), as ``(n, e)``."""
+    h, eh = _dyadic(x)
+    for layer in net.layers:
+        W, eW = _dyadic(layer.W)
+        b, eb = _dyadic(layer.b)
+        e = min(eW + eh, eb)
+        z = (W.dot(h) << (eW + eh - e)) + np.array([v << (eb - e) for v in b], dtype=object)
+        h = np.array([max(v, 0) for v in z], dtype=object) if layer.activation.kinks else z
+        eh = e
+    return h, eh
+
+
+def _exact_quotient(net: Network, query: Query, a: np.ndarray, b: np.ndarray) -> float:
+    """``‖q(a) - q(b)‖ / ‖a - b‖_α`` from an exact rational evaluation of the
+    network at both points, rounded down (ℓ2 norms: the numerator rounded down
+    and the distance up by integer square roots). 0.0 when not positive."""
+    ya, ea = _exact_forward(net, a)
+    yb, eb = _exact_forward(net, b)
+    e = min(ea, eb)
+    dy = np.array([u << (ea - e) for u in ya], dtype=object) - np.array([v << (eb - e) for v in yb], dtype=object)
+    if query.c is None:
+        top, top_exp = _norm_down(dy, e, query.output_norm)
+    else:
+        c, ec = _dyadic(query.c)
+        top, top_exp = abs(int(c.dot(dy))), ec + e
+    na, ea2 = _dyadic(a)
+    nb, eb2 = _dyadic(b)
+    ed = min(ea2, eb2)
+    diff = np.array([u << (ea2 - ed) for u in na], dtype=object) - np.array([v << (eb2 - ed) for v in nb], dtype=object)
+    bottom, bottom_exp = _norm_up(diff, ed, query.input_norm)
+    if top <= 0 or bottom <= 0:
+        return 0.0
+    value = Fraction(top, bottom) * Fraction(2) ** (top_exp - bottom_exp)
+    down = float(value)
+    return float(np.nextafter(down, 0.0)) if Fraction(down) > value else down
+
+
+def _norm_down(v: np.ndarray, e: int, p: float) -> tuple[int, int]:
+    """A lower bound ``n · 2**e'`` on ``‖v · 2**e‖_p``, as ``(n, e')``."""
+    mags = [abs(int(t)) for t in v]
+    if p == math.inf:
+        return max(mags, default=0), e
+    if p == 1.0:
+        return sum(mags), e
+    return math.isqrt(sum(m * m for m in mags)), e  # floor(sqrt(N)) 2**e <= sqrt(N) 2**e
+
+
+def _norm_up(v: np.ndarray, e: int, p: float) -> tuple[int, int]:
+    """An upper bound ``n · 2**e'`` on ``‖v · 2**e‖_p``, as ``(n, e')``."""
+    mags = [abs(int(t)) for t in v]
+    if p == math.inf:
+        return max(mags, default=0), e
+    if p == 1.0:
+        return sum(mags), e
+    total = sum(m * m for m in mags)
+    root = math.isqrt(total)
+    return (root if root * root == total else root + 1), e
 
 
 def _max_step(region: Region, x: np.ndarray, d: np.ndarray) -> float:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -49,6 +49,14 @@ class Bounds:
         for lo, hi in zip(self.lower, self.upper):
             lo.setflags(write=False)
             hi.setflags(write=False)
+
+    def for_scaled_output(self, net: Network, factor: float) -> "Bounds":
+        """These bounds for ``net`` = this network with its output scaled by the
+        power of two ``factor`` (:func:`lipmip.rescale.scale_output`): the last
+        layer's bounds times ``factor`` (exact), the others unchanged."""
+        lower = (*self.lower[:-1], self.lower[-1] * factor)
+        upper = (*self.upper[:-1], self.upper[-1] * factor)
+        return replace(self, net=net, lower=lower, upper=upper)
 
     # ------------------------------------------------------------------ masks
     @property

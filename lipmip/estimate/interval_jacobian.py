@@ -21,6 +21,7 @@ import numpy as np
 
 from lipmip.bounds import compute
 from lipmip.bounds.backward import gradient_bounds
+from lipmip.bounds.base import Bounds
 from lipmip.domains import Region
 from lipmip.network import Network
 from lipmip.norms import operator_norm, vector_norm
@@ -34,13 +35,15 @@ _SAFETY = 1 + 1e-10
 
 
 def interval_jacobian_upper_bound(
-    net: Network, region: Region, query: Query, *, bounds: str = "linear"
+    net: Network, region: Region, query: Query, *, bounds: str | Bounds = "linear"
 ) -> LipschitzBound:
     """A certified local upper bound from interval bounds on the Jacobian;
-    ``bounds`` picks the forward bound method (``interval``, ``linear``, ``lp``)."""
+    ``bounds`` picks the forward bound method (``interval``, ``linear``,
+    ``lp``), or is forward bounds already computed for ``net`` (or for an
+    equivalent network computing the same function) over ``region``."""
     start = time.perf_counter()
-    forward = compute(net, region, bounds)
-    C = np.eye(net.output_dim) if query.c is None else query.c[None, :]
+    forward = compute(net, region, bounds) if isinstance(bounds, str) else bounds
+    C = np.eye(forward.net.output_dim) if query.c is None else query.c[None, :]
     grads = gradient_bounds(forward, C)
     B = grads.input_abs * free_coordinates(region)[None, :]
     if query.c is None:

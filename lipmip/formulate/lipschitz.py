@@ -627,8 +627,9 @@ def objective_margin(mip: LipschitzMIP, feasibility: float, integrality: float |
 
     Error in the input gradient ``g_0`` (:func:`_gradient_error`): each layer's
     rows inject a residual ``ρ_{k-1} = |W_k|ᵀ (feas + int·M_k) + feas`` into
-    ``g_{k-1}`` (a row of ``δ = a ⊙ g`` off by ``feas``, a binary ``int`` away
-    from 0 or 1 moving δ by ``int·M``, M_k the big-M of δ; then the row of
+    ``g_{k-1}`` (for unstable neurons only, a row of ``δ = a ⊙ g`` off by
+    ``feas`` and a binary ``int`` away from 0 or 1 moving δ by ``int·M``, M_k
+    the big-M of δ; stable neurons have no such rows; then the row of
     ``g_{k-1} = W_kᵀ δ_k`` off by ``feas``), and the residual reaches ``g_0``
     through the rest of the masked backward pass, whose entries are bounded
     over every allowed pattern by interval propagation. The objective adds,
@@ -664,17 +665,19 @@ def _gradient_error(mip: LipschitzMIP, feas: float, integ: float) -> np.ndarray:
     the input through interval bounds on the partial masked products
     ``|W_1ᵀ D_1 ⋯ W_jᵀ D_j|`` (tight when the network's gradients are much
     smaller than its weight norms, as in deep networks), and the plain
-    recursion ``e_{k-1} = (e_k + feas + int·M_k) |W_k| + feas``.
+    recursion ``e_{k-1} = (e_k + [feas + int·M_k]_unstable) |W_k| + feas``.
     """
     net, forward = mip.net, mip.forward
     plain = np.full(mip.g[-1].shape, feas)
     through = np.zeros((mip.g[-1].shape[0], net.input_dim))
     for k in range(net.depth, 0, -1):
-        M = np.maximum(np.abs(mip.grad_lower[k]), np.abs(mip.grad_upper[k])) * forward.unstable[k - 1][None, :]
+        unstable = forward.unstable[k - 1][None, :]
+        M = np.maximum(np.abs(mip.grad_lower[k]), np.abs(mip.grad_upper[k])) * unstable
         absW = np.abs(net.layers[k - 1].W)
-        plain = (plain + feas + integ * M) @ absW + feas
-        residual = (2 * feas + integ * M) @ absW + feas
-        through = through + residual @ _partial_product_abs(forward, k - 1)
+        # δ of an unstable neuron is off a ⊙ g by feas + int·M; a stable one is g itself or 0 (no rows)
+        delta_error = (feas + integ * M) * unstable
+        plain = (plain + delta_error) @ absW + feas
+        through = through + (delta_error @ absW + feas) @ _partial_product_abs(forward, k - 1)
     grow = 1 + 4 * UNIT_ROUNDOFF * (net.depth + max(net.widths))  # the float rounding of the two sums
     return np.minimum(plain, through) * grow
 
