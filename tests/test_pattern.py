@@ -41,3 +41,20 @@ def test_impossible_pattern_gives_none(rng):
     assert interior_point_for_pattern(net, region, [np.array([False, True]), np.array([True])]) is None
     x = interior_point_for_pattern(net, region, [np.array([True, True]), np.array([True])])
     assert x is not None and x[0] > 0.5
+
+
+def test_interior_point_lies_in_a_high_dimensional_l2_ball():
+    """The LP meets an ℓ2 ball by tangent cuts and may stop outside it (in 64
+    dimensions it did, at 3.6 radii from the centre); the point returned must
+    be in the ball and keep the pattern."""
+    net = lipmip.examples.digits_network()
+    X, _ = lipmip.examples.digits_test_data()
+    region = lipmip.Ball(X[0], 0.2, 2)
+    rng = np.random.default_rng(0)
+    for _ in range(10):
+        d = rng.standard_normal(64)
+        x = X[0] + 0.2 * (1 - 1e-9) * d / np.linalg.norm(d)  # on the sphere: the solver's kind of point
+        pattern = [z > 0 for z in net.pre_activations(x)]
+        p = interior_point_for_pattern(net, region, pattern, x_ref=x)
+        assert p is not None and region.contains(p)
+        assert all(np.array_equal(a, z > 0) for a, z in zip(pattern[:-1], net.pre_activations(p)[:-1]))

@@ -68,7 +68,25 @@ def interior_point_for_pattern(
         np.array(signs),
         np.array(scales),
     )
-    result = geometry.max_slack(rows, center if x_ref is None else np.asarray(x_ref, dtype=np.float64))
+    start = center if x_ref is None else np.asarray(x_ref, dtype=np.float64)
+    result = geometry.max_slack(rows, start)
     if result.x is None or not result.bound > 0:
         return None
-    return result.x
+    if region.contains(result.x):
+        return result.x
+    # an ℓ2 ball is met by tangent cuts only, and the LP may stop outside it: walk back toward x_ref
+    # (in the ball and in the cell's closure), which keeps a positive share of the point's slack
+    return _back_inside(region, start, result.x)
+
+
+def _back_inside(region: Region, inside: np.ndarray, outside: np.ndarray) -> np.ndarray | None:
+    """The point of the segment from ``inside`` (a point of ``region``) to
+    ``outside`` that is farthest along it and still in ``region`` (convex),
+    by bisection; ``None`` when ``inside`` itself is not in the region."""
+    if not region.contains(inside):
+        return None
+    lo, hi = 0.0, 1.0
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if region.contains(inside + mid * (outside - inside)) else (lo, mid)
+    return inside + lo * (outside - inside)
