@@ -190,7 +190,7 @@ def _cmd_bound(args: argparse.Namespace) -> int:
     query = _query(args, net, region)
     given = {"samples": args.samples, "seed": args.seed, "max_regions": args.max_regions, "time_limit": args.time_limit,
              "solver": args.solver, "encoding": args.encoding, "bounds": args.bounds, "partitions": args.partitions,
-             "rescale": args.rescale}
+             "rescale": args.rescale, "formulation": args.formulation}
     accepted = accepted_options(args.method)
     options = {k: v for k, v in given.items() if v is not None and k in accepted}
     with SolveProgress(args.method) as progress:
@@ -278,6 +278,8 @@ def build_parser() -> argparse.ArgumentParser:
     how.add_argument("--solver", choices=["auto", "highs", "scip", "gurobi"], help="MIP solver (mip; default auto)")
     how.add_argument("--encoding", choices=["bigm", "partition"], help="ReLU encoding (mip; default bigm)")
     how.add_argument("--partitions", type=int, metavar="P", help="groups per neuron for --encoding partition (default 2)")
+    how.add_argument("--formulation", choices=["lipmip", "miqcqp-upper", "miqcqp-lower"],
+                     help="MIP formulation (mip; default lipmip; the MIQCQP ones need SCIP or Gurobi)")
     how.add_argument("--rescale", choices=["weights", "big_m"],
                      help="solve on an equivalent rescaled network (mip; default: no rescaling)")
     how.add_argument("--bounds", choices=["interval", "linear", "lp"], help="neuron bounds (mip, interval; default linear)")

@@ -26,20 +26,22 @@ import numpy as np
 
 from lipmip.bounds import compute
 from lipmip.domains import Region
+from lipmip.errors import InvalidQueryError
 from lipmip.estimate import interval_jacobian_upper_bound, sample_lower_bound
-from lipmip.formulate.lipschitz import build_lipschitz_mip, certified_upper
+from lipmip.formulate.lipschitz import LipschitzMIP, build_lipschitz_mip, certified_upper
+from lipmip.formulate.miqcqp import MIQCQP, build_miqcqp, certified_upper_bound, verified_witness
 from lipmip.network import Network
 from lipmip.query import Query
-from lipmip.regions.pattern import interior_point_for_pattern
 from lipmip.rescale import rescale as rescale_network
 from lipmip.rescale import scale_output
 from lipmip.result import LipschitzBound
 from lipmip.solvers.base import Progress, SolveOptions
 from lipmip.solvers.registry import solve_with_fallback
-from lipmip.witness import witness_from_point
 
-__all__ = ["mip_lipschitz"]
+__all__ = ["mip_lipschitz", "FORMULATIONS"]
 
+FORMULATIONS = ("lipmip", "miqcqp-upper", "miqcqp-lower")
+_WITNESS_SECONDS = 10.0  # at most this long to place a witness inside the incumbent's pattern (MIQCQP fallback)
 _LP_BOUNDS_SHARE = 0.25  # at most this share of a time limit goes to LP bound tightening
 _OBJECTIVE_TARGET = 1024.0  # outputs are scaled up until the objective's upper bound is about this size
 _MAX_SCALE_EXPONENT = 20  # at most a factor of about 1e6: larger coefficients trouble the solvers
@@ -70,6 +72,8 @@ def mip_lipschitz(
     partitions: int = 2,
     warm_start: bool = True,
     rescale: str | None = None,
+    formulation: str = "lipmip",
+    margin: float | None = None,
     samples: int = 2000,
     seed: int = 0,
     mip_gap: float = 1e-9,
@@ -84,6 +88,12 @@ def mip_lipschitz(
     the interval-Jacobian bound is kept), else the solver's status
     (``"time_limit"``, ``"error"``, ...).
 
+    ``formulation``: ``"lipmip"`` (big-M / partition MILP or MIQCP of
+    :mod:`lipmip.formulate.lipschitz`), ``"miqcqp-upper"`` or
+    ``"miqcqp-lower"`` (the quadratically constrained versions of
+    :mod:`lipmip.formulate.miqcqp`, scalar queries, SCIP or Gurobi; the
+    lower version's solver bound proves nothing, so its ``upper`` is the
+    interval-Jacobian bound, and ``margin`` sets its region margin).
     ``bounds`` (``"interval"``, ``"linear"``, ``"lp"``) sets the neuron bounds
     behind the big-Ms (``"lp"`` gets at most a quarter of ``time_limit``;
     neurons it does not reach keep their linear bounds); ``encoding`` (``"bigm"``, ``"partition"`` with
@@ -108,7 +118,7 @@ def mip_lipschitz(
     if scale != 1.0:
         model_net = scale_output(model_net, scale)
         forward = forward.for_scaled_output(model_net, scale)
-    mip = build_lipschitz_mip(model_net, region, query, forward, encoding=encoding, partitions=partitions)
+    mip = _build(model_net, region, query, forward, formulation, encoding, partitions, margin)
     clock.lap("build")
     start_point = None
     if warm_start and sampled.witness is not None:
@@ -120,17 +130,15 @@ def mip_lipschitz(
     result = solve_with_fallback(mip.model, solver, options)
     clock.lap("solve")
 
-    upper = min(certified_upper(result, mip) / scale, cheap_upper.upper)
+    solver_upper = certified_upper_bound(result, mip) if isinstance(mip, MIQCQP) else certified_upper(result, mip)
+    upper = min(solver_upper / scale, cheap_upper.upper)
     witnesses = [sampled.witness] if sampled.witness is not None else []
-    if result.x is not None:
-        x_solver = mip.input_point(result.x)
-        pattern = [s > 0 for s in mip.slopes(result.x)]
-        inside = interior_point_for_pattern(net, region, pattern, x_ref=x_solver)
-        for point in (inside, x_solver):
-            if point is not None:
-                w = witness_from_point(net, query, region, point)
-                if w is not None:
-                    witnesses.append(w)
+    left = _WITNESS_SECONDS if time_limit is None else min(_WITNESS_SECONDS, time_limit - (time.perf_counter() - start))
+    solved = verified_witness(result, mip, net, solver=result.solver if left > 0 else None,
+                              time_limit=max(left, 0.0), output_scale=scale)
+    if solved is not None:
+        witnesses.append(solved)
+    clock.lap("witness")
     best = max(witnesses, key=lambda w: w.value, default=None)
     lower = 0.0 if best is None else best.value
     close = upper - lower <= 1e-6 * max(1.0, upper)
@@ -155,12 +163,15 @@ def mip_lipschitz(
         "unstable_relus": forward.num_unstable,
         "bounds": forward.method,
         "encoding": encoding,
+        "formulation": formulation,
         "rescale": rescale,
         "warm_start": start_point is not None,
         "lower_from": "mip" if best is not None and best is not sampled.witness else "sample",
         "seconds_by_stage": clock.laps,
         "upper_from": "mip" if upper < cheap_upper.upper else "interval",
     }
+    if isinstance(mip, MIQCQP):
+        details["margin"] = mip.margin
     if result.message:
         details["solver_message"] = result.message
     return LipschitzBound(
@@ -174,6 +185,20 @@ def mip_lipschitz(
         details=details,
         status=status,
     )
+
+
+def _build(net: Network, region: Region, query: Query, forward: Any, formulation: str, encoding: str,
+           partitions: int, margin: float | None) -> LipschitzMIP:
+    """The model of ``formulation`` (see :func:`mip_lipschitz`)."""
+    if formulation == "lipmip":
+        if margin is not None:
+            raise InvalidQueryError("margin= applies to the MIQCQP formulations only")
+        return build_lipschitz_mip(net, region, query, forward, encoding=encoding, partitions=partitions)
+    if formulation not in FORMULATIONS:
+        raise InvalidQueryError(f"unknown formulation {formulation!r}; use one of {', '.join(FORMULATIONS)}")
+    if encoding != "bigm":
+        raise InvalidQueryError(f"formulation {formulation!r} has its own ReLU encoding; drop encoding={encoding!r}")
+    return build_miqcqp(net, region, query, forward, version=formulation.split("-")[1], margin=margin)
 
 
 def output_scale(upper: float) -> float:

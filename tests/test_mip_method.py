@@ -134,3 +134,35 @@ def test_quotient_of_close_points_is_evaluated_exactly():
     value = certified_quotient(net, query, region, a, b)
     assert Fraction(value) <= true
     assert value >= float(true) * (1 - 1e-12)  # the slope 0.5, to rounding
+
+
+def test_the_three_formulations_bracket_the_exact_value():
+    rng = np.random.default_rng(5)
+    net = lipmip.Network.from_params([(rng.standard_normal((6, 3)), rng.standard_normal(6)),
+                                      (rng.standard_normal((5, 6)), rng.standard_normal(5)),
+                                      (rng.standard_normal((3, 5)), rng.standard_normal(3))])
+    region = lipmip.Ball(rng.standard_normal(3), 0.8, 2)
+    query = lipmip.Query.margin(0, 2, 3, 2)
+    exact = lipmip.lipschitz(net, region, query, method="enumerate")
+    for formulation in ("lipmip", "miqcqp-upper", "miqcqp-lower"):
+        result = lipmip.lipschitz(net, region, query, method="mip", solver="scip", formulation=formulation)
+        assert result.lower <= exact.upper and result.upper >= exact.lower, formulation
+        assert result.details["formulation"] == formulation
+        if formulation != "miqcqp-lower":
+            assert result.status == "optimal"
+        else:  # its solver bound proves nothing: the upper side is the interval-Jacobian bound
+            assert result.details["upper_from"] == "interval"
+            assert result.lower == pytest.approx(exact.lower, rel=1e-6)
+
+
+@pytest.mark.parametrize("options,message", [
+    ({"formulation": "miqcqp"}, "unknown formulation"),
+    ({"formulation": "miqcqp-upper", "encoding": "partition"}, "own ReLU encoding"),
+    ({"margin": 0.1}, "MIQCQP formulations only"),
+    ({"formulation": "miqcqp-lower", "margin": 0.9}, "margin"),
+])
+def test_bad_formulation_options(options, message):
+    net = lipmip.examples.digits_network()
+    X, _ = lipmip.examples.digits_test_data()
+    with pytest.raises(lipmip.errors.InvalidQueryError, match=message):
+        lipmip.lipschitz(net, lipmip.Ball(X[0], 0.01, "inf"), lipmip.Query.margin(7, 9, 10), method="mip", **options)
