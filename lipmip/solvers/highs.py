@@ -265,8 +265,8 @@ def _time_left(options: SolveOptions, start: float) -> float | None:
 
 def _combine(first: MIPResult, second: MIPResult, seconds: float) -> MIPResult:
     """The confirmed result. Bounds within ``1e-5·max(1, |bound|)`` of each
-    other agree (tolerance noise; :func:`~lipmip.formulate.lipschitz.certified_upper`
-    adds ``10·τ·|bound|`` >= that much) and the first result stands. Otherwise
+    other agree (tolerance noise): the first result stands with the larger
+    of the two bounds. Otherwise
     the larger bound is kept (a wrong bound is too small) with the better
     incumbent; the status is optimal when the run with the larger bound
     proved optimality."""
@@ -274,7 +274,9 @@ def _combine(first: MIPResult, second: MIPResult, seconds: float) -> MIPResult:
         return replace(first, seconds=seconds,
                        message=f"{first.message}; not confirmed ({second.status}: {second.message})")
     if abs(first.best_bound - second.best_bound) <= _AGREE * max(1.0, abs(first.best_bound)):
-        return replace(first, seconds=seconds, nodes=first.nodes + second.nodes,
+        # agreement up to tolerance noise; the larger bound still stands (either run may be the right one)
+        return replace(first, best_bound=max(first.best_bound, second.best_bound), seconds=seconds,
+                       nodes=first.nodes + second.nodes,
                        message=f"{first.message}; confirmed (bound {second.best_bound!r} with presolve off)")
     if second.best_bound < first.best_bound:
         return replace(first, seconds=seconds, nodes=first.nodes + second.nodes,
