@@ -4,10 +4,13 @@
 one ReLU pattern, on which the network is affine) that meets an input region
 with full dimension; :func:`count_regions` counts them;
 :func:`exact_lipschitz_by_enumeration` takes the largest local value over
-them, certified on both sides. The number of regions grows exponentially with
-the number of unstable ReLUs: this is for small networks and small regions.
+them, certified on both sides; :func:`bab_lipschitz` finds the same value by
+branch and bound over the regions, pruning with gradient bounds. The number of
+regions grows exponentially with the number of unstable ReLUs: enumeration is
+for small networks and small regions.
 """
 
+from lipmip.regions.bab import bab_lipschitz
 from lipmip.regions.enumerate import (
     ActivationRegion,
     AmbiguousRegionsError,
@@ -25,6 +28,7 @@ __all__ = [
     "AmbiguousRegionsError",
     "EnumerationStats",
     "RegionEnumerator",
+    "bab_lipschitz",
     "count_regions",
     "enumerate_regions",
     "exact_lipschitz_by_enumeration",

@@ -162,7 +162,8 @@ class _LayerMap:
     ``beta``/``err``: ``z(x) = A (x - c) + beta`` within ``err`` for every x
     of the region; ``scale``: 2-norm of the gradient on the free coordinates
     (positive for every neuron that is not ``forced``); ``forced`` /
-    ``forced_state``: neurons whose state needs no branching, and their state.
+    ``forced_state``: neurons whose state needs no branching, and their state;
+    ``z_lo``/``z_hi``: the map's range over the region (ReLU layers only).
     """
 
     A: np.ndarray
@@ -174,6 +175,8 @@ class _LayerMap:
     scale: np.ndarray
     forced: np.ndarray
     forced_state: np.ndarray
+    z_lo: np.ndarray | None = None  # rigorous bounds on ``A x + a`` over the whole region (ReLU layers)
+    z_hi: np.ndarray | None = None
 
 
 @dataclass(eq=False)
@@ -403,6 +406,16 @@ class RegionEnumerator:
         lm = node.lmap
         d = np.ones(lm.a.size, dtype=bool) if identity else node.state.copy()
         k = node.k + 1
+        A, a, EA, Ea = self._compose(k, lm, d)
+        node.patterns = node.patterns + (d,)
+        node.k, node.p = k, 0
+        node.lmap = self._layer_map(k, A, a, EA, Ea, node.patterns)
+        node.state = node.lmap.forced_state.copy()
+
+    def _compose(self, k: int, lm: _LayerMap, d: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Layer ``k``'s map ``A' = W D A``, ``a' = W D a + b`` from layer ``k-1``'s
+        map ``lm`` and slopes ``d`` (bool; False rows are dropped), with bounds
+        ``EA'``, ``Ea'`` on its float64 error."""
         layer = self.net.layers[k]
         absW = self._abs_weights[k]
         DA, Da = lm.A * d[:, None], lm.a * d
@@ -412,10 +425,7 @@ class RegionEnumerator:
         a = layer.W @ Da + layer.b
         EA = (absW @ (lm.EA * d[:, None]) + _gamma(n) * (absW @ np.abs(DA))) * grow
         Ea = (absW @ (lm.Ea * d) + _gamma(n) * (absW @ np.abs(Da) + np.abs(layer.b))) * grow + n * _SUBNORMAL
-        node.patterns = node.patterns + (d,)
-        node.k, node.p = k, 0
-        node.lmap = self._layer_map(k, A, a, EA, Ea, node.patterns)
-        node.state = node.lmap.forced_state.copy()
+        return A, a, EA, Ea
 
     def _finish(self, node: _Node) -> ActivationRegion:
         """The region of a leaf: the output layer's map after its activation."""
@@ -457,7 +467,7 @@ class RegionEnumerator:
         z_lo, z_hi = self._range(A, a, EA, Ea)
         off = const_off | (self.bounds.upper[k] <= 0) | (z_hi <= 0)
         on = ~off & (const_on | (self.bounds.lower[k] >= 0) | (z_lo >= 0))
-        return _LayerMap(A, a, EA, Ea, beta, err, scale, on | off, on)
+        return _LayerMap(A, a, EA, Ea, beta, err, scale, on | off, on, z_lo, z_hi)
 
     def _derived(self, A: np.ndarray, a: np.ndarray, EA: np.ndarray, Ea: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``beta = A c + a``, ``err`` (bound on ``|ẑ(x) - A (x - c) - beta|``
