@@ -23,6 +23,12 @@ def _auto(net: Network, region: Region, query: Query, **options: Any) -> Lipschi
     return auto_lipschitz(net, region, query, **options)
 
 
+def _bab(net: Network, region: Region, query: Query, **options: Any) -> LipschitzBound:
+    from lipmip.regions.bab import bab_lipschitz
+
+    return bab_lipschitz(net, region, query, **options)
+
+
 def _mip(net: Network, region: Region, query: Query, **options: Any) -> LipschitzBound:
     from lipmip.mip import mip_lipschitz  # imports the solver backends only when used
 
@@ -36,6 +42,7 @@ METHODS: dict[str, Callable[..., LipschitzBound]] = {
     "interval": interval_jacobian_upper_bound,
     "enumerate": exact_lipschitz_by_enumeration,
     "mip": _mip,
+    "bab": _bab,
 }
 
 def _option_source(method: str) -> Callable[..., LipschitzBound]:
@@ -48,6 +55,10 @@ def _option_source(method: str) -> Callable[..., LipschitzBound]:
         from lipmip.auto import auto_lipschitz
 
         return auto_lipschitz
+    if method == "bab":
+        from lipmip.regions.bab import bab_lipschitz
+
+        return bab_lipschitz
     return METHODS[method]
 
 
@@ -103,7 +114,8 @@ def lipschitz(
     MIP when they do not meet: :mod:`lipmip.auto`), ``"sample"``, ``"naive"`` (norm product),
     ``"interval"`` (interval Jacobian), ``"enumerate"`` (exact, by listing
     every activation region: small networks only), ``"mip"`` (mixed-integer
-    programming on HiGHS / SCIP / Gurobi); ``options`` go to that method
+    programming on HiGHS / SCIP / Gurobi), ``"bab"`` (exact branch and bound
+    over activation regions); ``options`` go to that method
     (:func:`accepted_options`). The result satisfies ``lower <= L <= upper``
     for the sides it fills.
     """

@@ -1,18 +1,24 @@
 """``method="auto"``: the cheapest route to a tight certified interval.
 
-1. A sampled lower bound and the cheap certified upper bounds (interval
-   Jacobian with linear neuron bounds, norm product): milliseconds. When they
-   already meet (to 1e-6 relative) the answer is exact and nothing else runs.
-2. Otherwise the MIP (:func:`lipmip.mip.mip_lipschitz`), warm-started from
-   the sampled witness: MILP on HiGHS for the ∞ and 1 input norms, MIQCP on
-   SCIP for the 2 norm and the 2→2 operator norm (``solver="auto"``, Gurobi
-   when licensed). Neuron bounds are ``"lp"`` (one LP per unstable neuron and
-   side) while the network has at most :data:`LP_BOUNDS_MAX_RELUS` ReLUs,
-   ``"linear"`` above. The MIP stops at ``time_limit`` (default 60 s; ``None``
-   for no limit) with the certified interval it has.
+1. **Cheap bounds** (milliseconds): a sampled lower bound and the certified
+   upper bounds that need no search (interval Jacobian with linear neuron
+   bounds, norm product). When they already meet (to 1e-6 relative) the
+   answer is exact and nothing else runs.
+2. **Region branch and bound** (:func:`lipmip.regions.bab.bab_lipschitz`):
+   exact and rigorous for every norm, no solver trusted; it gets
+   :data:`BAB_SHARE` of the time limit (all of it when there is none).
+3. **MIP** (:func:`lipmip.mip.mip_lipschitz`), only when the branch and
+   bound has not closed the interval: warm-started from the sampled witness;
+   MILP on HiGHS (cross-checked by SCIP) for the ∞ and 1 input norms, MIQCP
+   on SCIP for the 2 norm and the 2→2 operator norm (``solver="auto"``:
+   Gurobi when licensed); neuron bounds ``"lp"`` up to
+   :data:`LP_BOUNDS_MAX_RELUS` ReLUs, ``"linear"`` above; the rest of the
+   time limit.
 
-The result is the tightest combination of every part: the largest verified
-lower bound and the smallest certified upper bound.
+``time_limit`` (default 60 s; ``None`` for none) covers the whole call. The
+result is the tightest combination of every part: the largest verified
+lower bound and the smallest certified upper bound. ``details["stage"]``
+says where it stopped (``"cheap"``, ``"bab"`` or ``"mip"``).
 """
 
 from __future__ import annotations
@@ -28,11 +34,12 @@ from lipmip.query import Query
 from lipmip.result import LipschitzBound
 from lipmip.solvers.base import Progress
 
-__all__ = ["auto_lipschitz", "LP_BOUNDS_MAX_RELUS", "DEFAULT_TIME_LIMIT"]
+__all__ = ["auto_lipschitz", "LP_BOUNDS_MAX_RELUS", "DEFAULT_TIME_LIMIT", "BAB_SHARE"]
 
 LP_BOUNDS_MAX_RELUS = 2000  # above this, LP bound tightening costs more than it saves
-DEFAULT_TIME_LIMIT = 60.0   # seconds for the MIP stage of auto
-_CLOSE = 1e-6               # relative gap at which the cheap interval is taken as exact
+DEFAULT_TIME_LIMIT = 60.0   # seconds for the whole call
+BAB_SHARE = 0.5             # of the time left after the cheap bounds, for the branch and bound
+_CLOSE = 1e-6               # relative gap at which an interval is taken as exact
 
 
 def auto_lipschitz(
@@ -48,8 +55,11 @@ def auto_lipschitz(
     progress: Progress | None = None,
 ) -> LipschitzBound:
     """Certified bounds by the route described in the module docstring.
-    ``mip=False`` stops after the cheap stage (milliseconds, always).
-    ``status`` is ``"exact"`` when the cheap bounds meet, else the MIP's."""
+    ``mip=False`` stops after the branch and bound. ``status`` is
+    ``"optimal"`` when the interval closed (to 1e-6 relative), else that of
+    the last stage that ran (``"time_limit"``, ``"bounded"``, ...)."""
+    from lipmip.regions.bab import bab_lipschitz  # the search engines load only when the cheap bounds fall short
+
     start = time.perf_counter()
     sampled = sample_lower_bound(net, region, query, samples=samples, seed=seed)
     cheap = LipschitzBound.combine(
@@ -58,18 +68,30 @@ def auto_lipschitz(
         product_upper_bound(net, region, query),
         method="auto",
     )
-    if not mip or _close(cheap):
-        return _finish(cheap, start, stage="cheap")
-    from lipmip.mip import mip_lipschitz  # imports the solver backends only when used
+    if _close(cheap):
+        return _finish(cheap, start, stage="cheap", status="optimal")
+    left = _left(time_limit, start)
+    bab = bab_lipschitz(net, region, query, time_limit=None if left is None else BAB_SHARE * left,
+                        samples=samples, seed=seed, progress=progress)
+    combined = LipschitzBound.combine(cheap, bab, method="auto")
+    bab_details = {k: bab.details.get(k) for k in ("nodes", "leaves", "lps", "unstable_neurons")}
+    if _close(combined) or not mip:
+        return _finish(combined, start, stage="bab", status="optimal" if _close(combined) else bab.status,
+                       bab=bab_details)
+    from lipmip.mip import mip_lipschitz
 
-    remaining = None if time_limit is None else max(0.0, time_limit - (time.perf_counter() - start))
     bounds = "lp" if net.num_relus <= LP_BOUNDS_MAX_RELUS else "linear"
-    exact = mip_lipschitz(net, region, query, solver=solver, time_limit=remaining, bounds=bounds,
-                          samples=samples, seed=seed, progress=progress)
-    combined = LipschitzBound.combine(cheap, exact, method="auto")
-    return _finish(combined, start, stage="mip", status=exact.status,
-                   mip={k: exact.details.get(k) for k in ("solver", "solver_status", "bounds", "unstable_relus",
-                                                          "binaries", "nodes", "solver_seconds")})
+    solved = mip_lipschitz(net, region, query, solver=solver, time_limit=_left(time_limit, start), bounds=bounds,
+                           samples=samples, seed=seed, progress=progress)
+    combined = LipschitzBound.combine(cheap, bab, solved, method="auto")
+    mip_details = {k: solved.details.get(k) for k in ("solver", "solver_status", "bounds", "unstable_relus",
+                                                      "binaries", "nodes", "solver_seconds")}
+    return _finish(combined, start, stage="mip", status="optimal" if _close(combined) else solved.status,
+                   bab=bab_details, mip=mip_details)
+
+
+def _left(time_limit: float | None, start: float) -> float | None:
+    return None if time_limit is None else max(0.0, time_limit - (time.perf_counter() - start))
 
 
 def _close(bound: LipschitzBound) -> bool:
@@ -77,12 +99,5 @@ def _close(bound: LipschitzBound) -> bool:
             and bound.upper - bound.lower <= _CLOSE * max(1.0, bound.upper))
 
 
-def _finish(bound: LipschitzBound, start: float, *, stage: str, status: str | None = None,
-            **details: Any) -> LipschitzBound:
-    out = bound.with_details(stage=stage, **details)
-    changes: dict[str, Any] = {"seconds": time.perf_counter() - start}
-    if status is not None:
-        changes["status"] = status
-    elif _close(bound):
-        changes["status"] = "exact"
-    return replace(out, **changes)
+def _finish(bound: LipschitzBound, start: float, *, stage: str, status: str, **details: Any) -> LipschitzBound:
+    return replace(bound.with_details(stage=stage, **details), seconds=time.perf_counter() - start, status=status)

@@ -134,11 +134,7 @@ def check_witness_exactly(net: Network, region, query: Query, result: LipschitzB
         assert lhs >= value * rhs, (
             f"witness value {w.value!r} exceeds the exact difference quotient {float(lhs / rhs)!r}"
         )
-    # the float recomputation agrees too (up to the rounding margin lipmip subtracts)
-    qa, qb = query.apply(net(a)), query.apply(net(b))
-    num_f = float(np.abs(qa - qb)) if query.c is not None else float(np.linalg.norm(qa - qb, ord=query.output_norm))
-    quotient = num_f / float(np.linalg.norm(a - b, ord=query.input_norm))
-    assert quotient >= w.value
+    # (no float re-check: lipmip may evaluate a pair in exact rationals, above what float64 rounding shows)
 
 
 def _norm_exact(v: list[Fr], p: float) -> Fr:
@@ -870,7 +866,7 @@ def test_results_report_query_and_region():
     r = lipmip.lipschitz(net, region, Query.margin(1, 0, 2, 2))
     assert r.query["kind"] == "scalar"
     assert r.region["type"] == "ball"
-    assert r.status in ("bounded", "exact")
+    assert r.status in ("bounded", "exact", "optimal")
     d = r.to_dict()
     assert d["lower"] == r.lower and d["upper"] == r.upper
     assert d["witness"]["value"] == r.lower

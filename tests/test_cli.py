@@ -193,3 +193,14 @@ def test_json_has_the_documented_keys(capsys):
     assert {"lower", "upper", "status", "method", "solver", "seconds", "witness", "gap"} <= set(out)
     assert out["method"] == "mip" and out["solver"] == "highs+scip" and out["status"] == "optimal"
     assert out["upper"] - out["lower"] <= 1e-6 * out["upper"]
+
+
+def test_bab_from_the_command_line_is_exact_and_node_limit_brackets(capsys):
+    args = ["bound", str(DIGITS_MODEL), "--center", str(DIGITS_TEST), "--index", "0", "--radius", "0.05",
+            "--logit", "7", "--versus", "9", "--method", "bab", "--json"]
+    assert main(args) == 0
+    exact = json.loads(capsys.readouterr().out)
+    assert exact["status"] == "optimal" and exact["lower"] == pytest.approx(313.4630539, rel=1e-9)
+    assert main([*args, "--node-limit", "0"]) == 0
+    root = json.loads(capsys.readouterr().out)
+    assert root["status"] == "node_limit" and root["lower"] <= exact["lower"] <= exact["upper"] <= root["upper"]
