@@ -31,6 +31,11 @@ def run(command: str) -> str:
 
 
 def render_block(block: str) -> str:
+    """The block with every ``$ `` command's output re-run; a block with no
+    such line is a listing, not a transcript, and is left as it is."""
+    if not any(line.startswith("$ ") for line in block.splitlines()):
+        print("  (a console block without '$ ' lines is left as it is; use ```sh for plain commands)")
+        return block
     out: list[str] = []
     for line in block.splitlines():
         if line.startswith("$ "):
