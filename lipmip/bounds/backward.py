@@ -29,7 +29,7 @@ import numpy as np
 
 from lipmip.bounds.base import Bounds, round_outward
 
-__all__ = ["GradientBounds", "gradient_bounds"]
+__all__ = ["GradientBounds", "gradient_bounds", "interval_times_matrix", "interval_times_slopes"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -55,14 +55,14 @@ class GradientBounds:
         return np.maximum(np.abs(self.lower[k]), np.abs(self.upper[k])).max(axis=0)
 
 
-def _times_slopes(lo: np.ndarray, hi: np.ndarray, s_lo: np.ndarray, s_hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def interval_times_slopes(lo: np.ndarray, hi: np.ndarray, s_lo: np.ndarray, s_hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Interval product ``[lo, hi] * [s_lo, s_hi]`` (columns scaled by slopes
     ``0 <= s_lo <= s_hi <= 1``); exact, as slopes are 0 or 1."""
     candidates = np.stack([lo * s_lo, lo * s_hi, hi * s_lo, hi * s_hi])
     return candidates.min(axis=0), candidates.max(axis=0)
 
 
-def _times_matrix(lo: np.ndarray, hi: np.ndarray, W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def interval_times_matrix(lo: np.ndarray, hi: np.ndarray, W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Rigorous bounds on ``G W`` for ``lo <= G <= hi`` (rows of G times W)."""
     Wp, Wn = np.maximum(W, 0.0), np.minimum(W, 0.0)
     out_lo = lo @ Wp + hi @ Wn
@@ -86,8 +86,8 @@ def _top_down(forward: Bounds, C: np.ndarray) -> list[tuple[np.ndarray, np.ndarr
     out: list[tuple[np.ndarray, np.ndarray]] = [(C, C)] * (L + 1)
     for k in range(L, 0, -1):
         # G_{k-1} = (G_k D_k) W_k, with layer k stored at index k-1
-        lo, hi = _times_slopes(*out[k], *forward.slope_bounds(k - 1))
-        out[k - 1] = _times_matrix(lo, hi, net.layers[k - 1].W)
+        lo, hi = interval_times_slopes(*out[k], *forward.slope_bounds(k - 1))
+        out[k - 1] = interval_times_matrix(lo, hi, net.layers[k - 1].W)
     return out
 
 
@@ -101,7 +101,7 @@ def _bottom_up(forward: Bounds, C: np.ndarray, k: int) -> tuple[np.ndarray, np.n
     for j in range(k, L):  # multiply by W_{j+1} then D_{j+1}
         lo, hi = _matrix_times(net.layers[j].W, lo, hi)
         s_lo, s_hi = forward.slope_bounds(j)
-        lo, hi = _times_slopes(lo, hi, s_lo[:, None], s_hi[:, None])
+        lo, hi = interval_times_slopes(lo, hi, s_lo[:, None], s_hi[:, None])
     Cp, Cn = np.maximum(C, 0.0), np.minimum(C, 0.0)
     out_lo = Cp @ lo + Cn @ hi
     out_hi = Cp @ hi + Cn @ lo

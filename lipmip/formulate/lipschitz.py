@@ -72,7 +72,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from lipmip.activations import IDENTITY
-from lipmip.bounds.backward import GradientBounds, _times_matrix, _times_slopes, gradient_bounds
+from lipmip.bounds.backward import GradientBounds, gradient_bounds, interval_times_matrix, interval_times_slopes
 from lipmip.bounds.base import Bounds
 from lipmip.domains import Ball, Box, Region, as_region
 from lipmip.errors import InvalidQueryError, LipmipError
@@ -688,8 +688,8 @@ def _partial_product_abs(forward: Bounds, j: int) -> np.ndarray:
     activation pattern ``forward`` allows; the identity for ``j = 0``."""
     lo = hi = np.eye(forward.net.widths[j])
     for i in range(j, 0, -1):
-        lo, hi = _times_slopes(lo, hi, *forward.slope_bounds(i - 1))
-        lo, hi = _times_matrix(lo, hi, forward.net.layers[i - 1].W)
+        lo, hi = interval_times_slopes(lo, hi, *forward.slope_bounds(i - 1))
+        lo, hi = interval_times_matrix(lo, hi, forward.net.layers[i - 1].W)
     return np.maximum(np.abs(lo), np.abs(hi))
 
 

@@ -37,7 +37,7 @@ every activation region inside the node, in exact arithmetic.
 **Leaves.** A node with every neuron fixed is one activation region. Its upper
 side is :func:`~lipmip.regions.exact.local_value_upper` of its Jacobian and
 error bound. When the cell has a certified interior point, the lower side is
-the better of :func:`~lipmip.regions.exact._best_witness` (difference quotients
+the better of :func:`~lipmip.regions.exact.best_region_witness` (difference quotients
 of two float64 forward passes, rounding subtracted) and :func:`_affine_witness`
 (a chord of the cell whose two ends are checked, by a forward pass with
 rigorous error bounds, to have the cell's pattern; the quotient then follows
@@ -83,7 +83,7 @@ import numpy as np
 from lipmip.activations import IDENTITY
 from lipmip.bounds import METHODS as BOUND_METHODS
 from lipmip.bounds import compute
-from lipmip.bounds.backward import _times_matrix, _times_slopes, gradient_bounds
+from lipmip.bounds.backward import gradient_bounds, interval_times_matrix, interval_times_slopes
 from lipmip.bounds.interval import propagate_interval
 from lipmip.domains import Ball, Box, Region, as_region
 from lipmip.errors import InvalidQueryError, LipmipError
@@ -92,7 +92,7 @@ from lipmip.network import Network
 from lipmip.norms import vector_norm
 from lipmip.query import Query
 from lipmip.regions.enumerate import ActivationRegion, RegionEnumerator, _Node, pre_activations_with_error
-from lipmip.regions.exact import _best_witness, _kink_step, _region_step, local_value_upper
+from lipmip.regions.exact import best_region_witness, kink_step, local_value_upper, region_step
 from lipmip.result import LipschitzBound, Witness
 from lipmip.rounding import UNIT_ROUNDOFF as _U
 from lipmip.rounding import gamma as _gamma
@@ -389,7 +389,7 @@ class _BranchAndBound(RegionEnumerator):
         if not region.certified_interior:
             self.count.ambiguous_leaves += 1
             return
-        for witness in (_best_witness(self.net, self.query, self.region, [region], value),
+        for witness in (best_region_witness(self.net, self.query, self.region, [region], value),
                         _affine_witness(self.net, self.query, self.region, region, self.free)):
             if witness is not None:
                 self._improve(witness)
@@ -425,7 +425,7 @@ class _BranchAndBound(RegionEnumerator):
         # P = H D with D_j in {0, 1} for the other unbranched neurons, 0 for the enumerated ones
         P_lo = np.where(on, H_lo, np.where(rest, np.minimum(H_lo, 0.0), 0.0))
         P_hi = np.where(on, H_hi, np.where(rest, np.maximum(H_hi, 0.0), 0.0))
-        g_lo, g_hi = _times_matrix(P_lo, P_hi, lm.A)
+        g_lo, g_hi = interval_times_matrix(P_lo, P_hi, lm.A)
         # the float64 map A is within EA of the exact one (enumerated neurons included)
         P_abs = np.maximum(np.abs(P_lo), np.abs(P_hi))
         P_abs[:, top] = np.maximum(np.abs(H_lo[:, top]), np.abs(H_hi[:, top]))
@@ -467,7 +467,7 @@ class _BranchAndBound(RegionEnumerator):
                 s_lo = s_hi = np.ones(lo.size)
             else:
                 s_lo, s_hi = (lo >= 0).astype(np.float64), (hi > 0).astype(np.float64)
-            H_lo, H_hi = _times_matrix(*_times_slopes(H_lo, H_hi, s_lo, s_hi), self.net.layers[i].W)
+            H_lo, H_hi = interval_times_matrix(*interval_times_slopes(H_lo, H_hi, s_lo, s_hi), self.net.layers[i].W)
             # the global backward bounds hold over a superset of patterns: intersect
             H_lo = np.maximum(H_lo, self.global_grad.lower[i])
             H_hi = np.minimum(H_hi, self.global_grad.upper[i])
@@ -541,8 +541,8 @@ def _affine_witness(net: Network, query: Query, region: Region, leaf: Activation
     x = leaf.point
     if not np.any(d) or not np.all(np.isfinite(d)):
         return None
-    forward = min(_kink_step(net, x, d), _region_step(region, x, d))
-    backward = min(_kink_step(net, x, -d), _region_step(region, x, -d))
+    forward = min(kink_step(net, x, d), region_step(region, x, d))
+    backward = min(kink_step(net, x, -d), region_step(region, x, -d))
     if not (math.isfinite(forward) and math.isfinite(backward)) or forward + backward <= 0:
         return None
     relu = np.concatenate([np.full(layer.out_features, layer.activation is not IDENTITY) for layer in net.layers])

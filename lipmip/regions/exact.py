@@ -28,7 +28,7 @@ from lipmip.result import LipschitzBound, Witness
 from lipmip.rounding import gamma as _gamma
 from lipmip.witness import certified_quotient, free_coordinates, witness_from_point
 
-__all__ = ["exact_lipschitz_by_enumeration", "local_value_upper"]
+__all__ = ["exact_lipschitz_by_enumeration", "local_value_upper", "best_region_witness", "kink_step", "region_step"]
 
 _NORM_MARGIN = 1e-12  # relative: covers the rounding of the norm itself (SVD included) for small matrices
 _ABS_MARGIN = 1e-300
@@ -95,7 +95,7 @@ def exact_lipschitz_by_enumeration(
     values = np.asarray(query.local_value(J), dtype=np.float64).reshape(-1)
     uppers = local_value_upper(query, J, E).reshape(-1)
     upper = float(uppers.max())
-    witness = _best_witness(net, query, region, regions, values)
+    witness = best_region_witness(net, query, region, regions, values)
     lower = 0.0 if witness is None else float(witness.value)
     best = int(np.argmax(values))
     stats = enumerator.stats
@@ -124,7 +124,7 @@ def exact_lipschitz_by_enumeration(
     )
 
 
-def _best_witness(
+def best_region_witness(
     net: Network, query: Query, region: Region, regions: list[ActivationRegion], values: np.ndarray
 ) -> Witness | None:
     """The best certified witness from the interior points of the certified
@@ -152,8 +152,8 @@ def _chord_witness(net: Network, query: Query, region: Region, x: np.ndarray, J:
     d = query.steepest_direction(J) * free_coordinates(region)
     if not np.any(d):
         return None
-    forward = min(_kink_step(net, x, d), _region_step(region, x, d))
-    backward = min(_kink_step(net, x, -d), _region_step(region, x, -d))
+    forward = min(kink_step(net, x, d), region_step(region, x, d))
+    backward = min(kink_step(net, x, -d), region_step(region, x, -d))
     if not (math.isfinite(forward) and math.isfinite(backward)) or forward + backward <= 0:
         return None
     a, b = x - _CHORD_SHRINK * backward * d, x + _CHORD_SHRINK * forward * d
@@ -161,7 +161,7 @@ def _chord_witness(net: Network, query: Query, region: Region, x: np.ndarray, J:
     return Witness(a=a, b=b, value=value) if value > 0 else None
 
 
-def _kink_step(net: Network, x: np.ndarray, d: np.ndarray) -> float:
+def kink_step(net: Network, x: np.ndarray, d: np.ndarray) -> float:
     """The largest ``t >= 0`` before some ReLU's pre-activation reaches 0 on
     ``x + t d`` (the pattern of ``x`` kept along the way; float64)."""
     h, dh = x, d
@@ -176,7 +176,7 @@ def _kink_step(net: Network, x: np.ndarray, d: np.ndarray) -> float:
     return step
 
 
-def _region_step(region: Region, x: np.ndarray, d: np.ndarray) -> float:
+def region_step(region: Region, x: np.ndarray, d: np.ndarray) -> float:
     """The largest ``t >= 0`` with ``x + t d`` in the region (a box by a
     ratio test, a ball by bisection on membership)."""
     if isinstance(region, Box):
