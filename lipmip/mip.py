@@ -46,6 +46,7 @@ FORMULATIONS = ("lipmip", "miqcqp-upper", "miqcqp-lower")
 _WITNESS_SECONDS = 10.0  # at most this long to place a witness inside the incumbent's pattern (MIQCQP fallback)
 _LP_BOUNDS_SHARE = 0.25  # at most this share of a time limit goes to LP bound tightening
 _OBJECTIVE_TARGET = 1024.0  # outputs are scaled up until the objective's upper bound is about this size
+_TOO_SMALL_TO_SCALE = 1e-100
 _MAX_SCALE_EXPONENT = 20  # at most a factor of about 1e6: larger coefficients trouble the solvers
 
 
@@ -115,6 +116,7 @@ def mip_lipschitz(
     incumbent at least the sampled lower bound); they are the solver's,
     not certified (e.g. :class:`lipmip.progress.SolveProgress`)."""
     start = time.perf_counter()
+    SolveOptions(time_limit=time_limit, threads=threads, mip_gap=mip_gap, seed=seed)  # refuses bad values up front
     clock = _Clock(start)
     model_net = net if rescale is None else rescale_network(net, rescale, region=region, bounds=bounds)
     bound_options = {} if bounds != "lp" or time_limit is None else {"time_limit": _LP_BOUNDS_SHARE * time_limit}
@@ -123,7 +125,7 @@ def mip_lipschitz(
     clock.lap("bounds")
     sampled = sample_lower_bound(net, region, query, samples=samples, seed=seed)
     clock.lap("sample")
-    scale = output_scale(cheap_upper.upper)
+    scale = output_scale(cheap_upper.upper, squared=query.input_norm == 2.0)
     if scale != 1.0:
         model_net = scale_output(model_net, scale)
         forward = forward.for_scaled_output(model_net, scale)
@@ -235,17 +237,21 @@ def _build(net: Network, region: Region, query: Query, forward: Any, formulation
     return build_miqcqp(net, region, query, forward, version=formulation.split("-")[1], margin=margin)
 
 
-def output_scale(upper: float) -> float:
+def output_scale(upper: float, *, squared: bool = False) -> float:
     """The power of two the MIP scales the network's output by: small
     Lipschitz values would otherwise be swamped by the solver's absolute
     feasibility tolerances (the widening of
     :func:`~lipmip.formulate.lipschitz.certified_upper` is mostly absolute),
     so an output whose certified upper bound is below
     :data:`_OBJECTIVE_TARGET` is scaled up to about that size; larger ones
-    are left alone. Exact: scaling by a power of two changes no digit."""
-    if not (math.isfinite(upper) and upper > 0):
+    are left alone (``squared``: the objective is the square of the value,
+    so the value is brought to the target's square root). Values below
+    1e-100 (a constant query) are not scaled. Exact: scaling by a power of
+    two changes no digit."""
+    if not (math.isfinite(upper) and upper > _TOO_SMALL_TO_SCALE):
         return 1.0
-    exponent = min(_MAX_SCALE_EXPONENT, max(0, math.ceil(math.log2(_OBJECTIVE_TARGET / upper))))
+    target = math.sqrt(_OBJECTIVE_TARGET) if squared else _OBJECTIVE_TARGET  # the objective is the value squared
+    exponent = min(_MAX_SCALE_EXPONENT, max(0, math.ceil(math.log2(target / upper))))
     return float(2.0**exponent)
 
 

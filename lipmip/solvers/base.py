@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import abc
+import math
+import numbers
 import time
 from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
 
+from lipmip.errors import InvalidQueryError
 from lipmip.formulate.model import MIPModel
 
 __all__ = ["MIPResult", "MIPSolver", "SolveOptions", "Progress"]
@@ -25,6 +28,31 @@ class SolveOptions:
     seed: int = 0
     warm_start: np.ndarray | None = None   # a full assignment of the model's variables
     progress: Progress | None = None
+
+    def __post_init__(self) -> None:
+        """Refuse values a backend would misread (HiGHS rejects a negative gap and
+        the solve ends in status ``error``; ``int()`` would truncate 1.5 threads)."""
+        if self.time_limit is not None and not _number(self.time_limit, minimum=0.0, finite=False):
+            raise InvalidQueryError(f"time_limit must be None or a number of seconds >= 0, got {self.time_limit!r}")
+        if not _integer(self.threads, minimum=0):
+            raise InvalidQueryError(f"threads must be an integer >= 0 (0: the solver's choice), got {self.threads!r}")
+        if not _number(self.mip_gap, minimum=0.0, finite=True):
+            raise InvalidQueryError(f"mip_gap must be a finite number >= 0, got {self.mip_gap!r}")
+        if not _integer(self.seed, minimum=None):
+            raise InvalidQueryError(f"seed must be an integer, got {self.seed!r}")
+
+
+def _number(value: object, *, minimum: float, finite: bool) -> bool:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return False
+    v = float(value)
+    return not math.isnan(v) and v >= minimum and (math.isfinite(v) or not finite)
+
+
+def _integer(value: object, *, minimum: int | None) -> bool:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        return False
+    return minimum is None or int(value) >= minimum
 
 
 @dataclass(frozen=True, eq=False)

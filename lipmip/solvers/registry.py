@@ -146,6 +146,13 @@ def _gurobi_for(model: MIPModel | None) -> MIPSolver | None:
     return solver
 
 
+def _normalised(name: object) -> str:
+    """``name`` stripped and lower-cased; anything but a string is refused."""
+    if not isinstance(name, str):
+        raise SolverUnavailableError(f"solver must be a name, one of {', '.join(SOLVER_NAMES)}; got {name!r}")
+    return name.strip().lower()
+
+
 def get_solver(name: str, model: MIPModel | None = None) -> MIPSolver:
     """The backend ``name`` (``"highs"``, ``"scip"``, ``"gurobi"`` or ``"auto"``),
     checked against ``model`` when one is given.
@@ -153,7 +160,7 @@ def get_solver(name: str, model: MIPModel | None = None) -> MIPSolver:
     Raises :class:`SolverUnavailableError` for an unknown name, a backend that
     is not installed or licensed (naming the pip extra), or a model the
     backend cannot solve (naming the backends that can)."""
-    name = name.strip().lower()
+    name = _normalised(name)
     if name == "auto":
         return _gurobi_for(model) or _open_source_choice(model)
     cls = solver_class(name)
@@ -180,7 +187,7 @@ def solve_with_fallback(
     backend is used instead, and that backend solves the model. A backend
     named explicitly is never replaced: its refusal is raised."""
     options = options or SolveOptions()
-    if name.strip().lower() != "auto":
+    if _normalised(name) != "auto":
         return get_solver(name, model).solve(model, options)
     gurobi_cls = _usable_class("gurobi")
     if gurobi_cls is not None:
