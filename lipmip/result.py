@@ -115,8 +115,9 @@ class LipschitzBound:
             query=bounds[0].query,
             region=bounds[0].region,
             details={
-                "lower_from": best_lo.method if best_lo else None,
-                "upper_from": best_up.method if best_up else None,
+                # the method that produced each side, looking through results that are combinations themselves
+                "lower_from": (best_lo.details.get("lower_from") or best_lo.method) if best_lo else None,
+                "upper_from": (best_up.details.get("upper_from") or best_up.method) if best_up else None,
                 "parts": [b.to_dict(include_witness=False) for b in bounds],
             },
         )

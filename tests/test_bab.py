@@ -152,6 +152,23 @@ def test_bab_equals_enumeration(instance):
     assert_witness(net, region, query, res)
 
 
+@settings(max_examples=15, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(instances())
+def test_bab_mip_and_auto_agree(instance):
+    """The three exact routes give one value: bab and the MIP (HiGHS
+    cross-checked by SCIP for MILPs, SCIP for the quadratic ℓ2 kinds) each
+    bracket the other's interval, and auto's interval lies in both."""
+    net, region, query, _, _ = instance
+    bab = bab_lipschitz(net, region, query, samples=100)
+    solver = "scip" if query.input_norm == 2.0 or isinstance(region, Ball) and region.p == 2.0 else "highs"
+    mip = lipmip.lipschitz(net, region, query, method="mip", solver=solver, samples=100, time_limit=20)
+    auto = lipmip.lipschitz(net, region, query, samples=100, time_limit=20)
+    for a, b in ((bab, mip), (bab, auto), (mip, auto)):
+        assert a.lower <= b.upper and b.lower <= a.upper
+    if bab.status == "optimal" and mip.status == "optimal":
+        assert mip.lower == pytest.approx(bab.lower, rel=1e-6, abs=1e-9)
+
+
 REGIONS = {
     "box": Box([-0.4, -0.9, 0.1], [0.6, 0.2, 0.9]),
     "l1": Ball([0.1, -0.2, 0.3], 1.0, 1),
