@@ -745,7 +745,7 @@ def bab_lipschitz(
         "branching": branching,
         "root_bound": search.root_bound,
         "sampled_lower": sampled.lower,
-        "lower_from": "sample" if search.witness is sampled.witness else "leaf",
+        "lower_from": "sample" if search.witness is sampled.witness else "bab",
         "fixed_coordinates": fixed,
         "seconds": time.perf_counter() - start,
     }
