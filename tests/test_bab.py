@@ -96,7 +96,7 @@ def assert_witness(net: Network, region, query: Query, res: lipmip.LipschitzBoun
     assert np.all(w.a[~free] == w.b[~free])
     quotient = certified_quotient(net, query, region, w.a, w.b)
     assert quotient >= res.lower * (1 - 1e-6), (quotient, res.lower)
-    if res.details["lower_from"] == "leaf":
+    if res.details["lower_from"] == "bab":
         mid = (w.a + w.b) / 2
         local = float(query.local_value(net.jacobian(mid) * free))
         assert local == pytest.approx(res.lower, rel=1e-7)
@@ -188,7 +188,7 @@ def test_every_region_and_norm(region, p, kind):
     assert oracle.details["regions"] > 5
     res = bab_lipschitz(net, region, query, samples=0)
     assert_matches_oracle(res, oracle)
-    assert res.details["nodes"] > 0 and res.details["lower_from"] == "leaf"
+    assert res.details["nodes"] > 0 and res.details["lower_from"] == "bab"
     assert_witness(net, region, query, res)
 
 
@@ -229,7 +229,7 @@ def test_depth_first_when_the_queue_is_full():
     assert_matches_oracle(res, oracle)
     assert res.details["depth_first_pops"] > 0
     assert res.details["max_queue_size"] <= 1 + 2 * res.details["unstable_neurons"]
-    assert res.details["lower_from"] == "leaf"
+    assert res.details["lower_from"] == "bab"
 
 
 def test_ambiguous_cells_count_for_the_upper_bound_only(monkeypatch):
@@ -344,7 +344,7 @@ def test_digits_demo_value():
     assert res.status == "optimal"
     assert res.lower == pytest.approx(313.4630539, abs=1e-7)
     assert res.upper - res.lower <= REL * res.upper
-    assert res.details["lower_from"] == "leaf"
+    assert res.details["lower_from"] == "bab"
     assert_witness(net, Ball(X[0], 0.05, "inf"), Query.margin(7, 9, 10), res)
 
 
