@@ -37,7 +37,7 @@ demo: $(VENV)/.core-installed
 	$(BIN)/lipmip bound $(DEMO_MODEL) --center $(DEMO_DATA) --index 0 --radius 0.05 --ball 2 --margin top2
 
 test: $(VENV)/.test-installed
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -m "not slow"
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis
