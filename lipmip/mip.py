@@ -36,7 +36,7 @@ from lipmip.query import Query
 from lipmip.rescale import rescale as rescale_network
 from lipmip.rescale import scale_output
 from lipmip.result import LipschitzBound
-from lipmip.solvers.base import MIPResult, Progress, SolveOptions
+from lipmip.solvers.base import Progress, SolveOptions, keep_larger_bound
 from lipmip.solvers.registry import solve_with_fallback
 from lipmip.solvers.scip import ScipSolver
 
@@ -143,7 +143,7 @@ def mip_lipschitz(
     if cross_check and result.solver == "highs" and result.status == "optimal":
         left = None if time_limit is None else max(0.0, time_limit - (time.perf_counter() - start))
         check = ScipSolver().solve(mip.model, replace(options, time_limit=left, warm_start=result.x, progress=None))
-        result = _cross_checked(result, check)
+        result = keep_larger_bound(result, check, check="SCIP cross-check", solver="highs+scip")
         clock.lap("cross_check")
 
     solver_upper = certified_upper_bound(result, mip) if isinstance(mip, MIQCQP) else certified_upper(result, mip)
@@ -201,26 +201,6 @@ def mip_lipschitz(
         details=details,
         status=status,
     )
-
-
-def _cross_checked(first: MIPResult, check: MIPResult) -> MIPResult:
-    """HiGHS's optimal ``first`` checked by SCIP's ``check`` on the same model:
-    the larger bound (a wrong bound is too small) with the better incumbent;
-    optimal when both agree to 1e-5 or the larger-bound run proved
-    optimality. A failed check leaves ``first`` and says so."""
-    if check.status not in ("optimal", "time_limit") or not math.isfinite(check.best_bound):
-        return replace(first, message=f"{first.message}; SCIP cross-check failed ({check.status}: {check.message})")
-    agree = abs(first.best_bound - check.best_bound) <= 1e-5 * max(1.0, abs(first.best_bound))
-    larger = first if first.best_bound >= check.best_bound else check
-    status = "optimal" if agree or larger.status == "optimal" else larger.status
-    best = max((r for r in (first, check) if r.incumbent is not None), key=lambda r: r.incumbent, default=first)
-    tolerances = {k: max(float(first.tolerances.get(k, 0.0)), float(check.tolerances.get(k, 0.0)))
-                  for k in {**first.tolerances, **check.tolerances} if "gap" not in str(k)}
-    note = "agrees" if agree else f"disagrees (SCIP bound {check.best_bound!r}, {check.status}); the larger is kept"
-    return MIPResult(solver="highs+scip", status=status, best_bound=max(first.best_bound, check.best_bound),
-                     incumbent=best.incumbent, x=best.x, seconds=first.seconds + check.seconds,
-                     nodes=first.nodes + check.nodes, tolerances=tolerances,
-                     message=f"{first.message}; SCIP cross-check {note}")
 
 
 def _build(net: Network, region: Region, query: Query, forward: Any, formulation: str, encoding: str,

@@ -174,12 +174,14 @@ def test_cross_check_keeps_the_larger_bound():
     """HiGHS 1.15 proved a wrong optimum (3.48095 < exact 3.48385) on a
     random 64-64-64-10 network for 4 seeds of 6; SCIP's bound on the same
     model is the check, and the larger bound wins."""
-    from lipmip.mip import _cross_checked
-    from lipmip.solvers.base import MIPResult
+    from lipmip.solvers.base import MIPResult, keep_larger_bound
 
     def result(solver, status, bound, incumbent):
         return MIPResult(solver=solver, status=status, best_bound=bound, incumbent=incumbent, x=np.array([incumbent]),
                          seconds=1.0, tolerances={"feasibility": 1e-10, "integrality": 1e-9})
+
+    def _cross_checked(first, check):
+        return keep_larger_bound(first, check, check="SCIP cross-check", solver="highs+scip")
 
     wrong = result("highs", "optimal", 3.48095, 3.48095)
     right = _cross_checked(wrong, result("scip", "optimal", 3.48385, 3.48385))

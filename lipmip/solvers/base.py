@@ -6,7 +6,7 @@ import abc
 import math
 import numbers
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import numpy as np
@@ -14,7 +14,9 @@ import numpy as np
 from lipmip.errors import InvalidQueryError
 from lipmip.formulate.model import MIPModel
 
-__all__ = ["MIPResult", "MIPSolver", "SolveOptions", "Progress"]
+__all__ = ["MIPResult", "MIPSolver", "SolveOptions", "Progress", "keep_larger_bound"]
+
+BOUNDS_AGREE = 1e-5  # relative difference of two solvers' bounds on one model taken as tolerance noise
 
 # progress callback: (seconds, incumbent or None, best bound or None)
 Progress = Callable[[float, float | None, float | None], None]
@@ -89,6 +91,32 @@ class MIPResult:
         if self.incumbent is None:
             return float("inf")
         return (self.best_bound - self.incumbent) / max(1.0, abs(self.best_bound))
+
+
+def keep_larger_bound(first: MIPResult, second: MIPResult, *, check: str, solver: str | None = None) -> MIPResult:
+    """``first``, an optimal result, checked by ``second``, a solve of the
+    same model by another solver or with other settings (``check`` names it
+    in the message). A wrong bound is too small, so the larger of the two
+    bounds is kept, with the better incumbent. The status is ``first``'s when
+    the bounds agree to ``BOUNDS_AGREE·max(1, |bound|)`` (tolerance noise),
+    otherwise that of the run with the larger bound. A failed check leaves
+    ``first``'s bound and says so. Seconds and nodes are the totals;
+    tolerances the larger of each. ``solver`` names the result (default
+    ``first.solver``)."""
+    seconds, nodes = first.seconds + second.seconds, first.nodes + second.nodes
+    if second.status not in ("optimal", "time_limit") or not math.isfinite(second.best_bound):
+        return replace(first, seconds=seconds, nodes=nodes,
+                       message=f"{first.message}; {check} failed ({second.status}: {second.message})")
+    agree = abs(first.best_bound - second.best_bound) <= BOUNDS_AGREE * max(1.0, abs(first.best_bound))
+    larger = first if first.best_bound >= second.best_bound else second
+    best = max((r for r in (first, second) if r.incumbent is not None), key=lambda r: r.incumbent, default=first)
+    tolerances = {k: max(float(first.tolerances.get(k, 0.0)), float(second.tolerances.get(k, 0.0)))
+                  for k in {**first.tolerances, **second.tolerances}}
+    note = "agrees" if agree else "disagrees; the larger bound is kept"
+    return MIPResult(solver=solver or first.solver, status=first.status if agree else larger.status,
+                     best_bound=larger.best_bound, incumbent=best.incumbent, x=best.x, seconds=seconds, nodes=nodes,
+                     tolerances=tolerances,
+                     message=f"{first.message}; {check} {note} (bound {second.best_bound!r}, {second.status})")
 
 
 class MIPSolver(abc.ABC):

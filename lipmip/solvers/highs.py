@@ -20,7 +20,7 @@ import numpy as np
 from lipmip.errors import SolverUnavailableError
 from lipmip.formulate.model import MIPModel
 from lipmip.lp import highs_model, highspy_module
-from lipmip.solvers.base import MIPResult, MIPSolver, SolveOptions
+from lipmip.solvers.base import MIPResult, MIPSolver, SolveOptions, keep_larger_bound
 
 __all__ = ["HighsSolver", "INTEGRALITY_TOLERANCE"]
 
@@ -29,7 +29,6 @@ _TOLERANCES = {"feasibility": "primal_feasibility_tolerance", "integrality": "mi
                "optimality": "dual_feasibility_tolerance"}
 INTEGRALITY_TOLERANCE = 1e-9  # lipmip's default mip_feasibility_tolerance (HiGHS's is 1e-6)
 FEASIBILITY_TOLERANCE = 1e-10  # lipmip's default primal and dual feasibility tolerances (HiGHS's are 1e-7)
-_AGREE = 1e-5  # relative difference of two HiGHS bounds taken as tolerance noise (see _combine)
 _PROGRESS_EVERY = 0.5  # seconds between progress reports from the interrupt callback
 _LIMITS = ("kTimeLimit", "kIterationLimit", "kSolutionLimit", "kInterrupt", "kHighsInterrupt", "kMemoryLimit",
            "kObjectiveBound", "kObjectiveTarget")
@@ -119,7 +118,7 @@ class HighsSolver(MIPSolver):
         warm = first.x if first.x is not None else options.warm_start
         second_options = replace(options, time_limit=left, warm_start=warm)
         second = self._checked(highspy, model, second_options, options.seed + 1, {"presolve": "off"}, start)
-        return _combine(first, second, time.perf_counter() - start)
+        return keep_larger_bound(first, second, check="confirmation run (presolve off)")
 
     def _checked(self, highspy: Any, model: MIPModel, options: SolveOptions, seed: int, extra: dict,
                  start: float) -> MIPResult:
@@ -261,35 +260,6 @@ def _subscribe_progress(h: Any, progress, failure: list, clock: float) -> None:
 
 def _time_left(options: SolveOptions, start: float) -> float | None:
     return None if options.time_limit is None else options.time_limit - (time.perf_counter() - start)
-
-
-def _combine(first: MIPResult, second: MIPResult, seconds: float) -> MIPResult:
-    """The confirmed result. Bounds within ``1e-5·max(1, |bound|)`` of each
-    other agree (tolerance noise): the first result stands with the larger
-    of the two bounds. Otherwise
-    the larger bound is kept (a wrong bound is too small) with the better
-    incumbent; the status is optimal when the run with the larger bound
-    proved optimality."""
-    if second.status not in ("optimal", "time_limit") or not math.isfinite(second.best_bound):
-        return replace(first, seconds=seconds,
-                       message=f"{first.message}; not confirmed ({second.status}: {second.message})")
-    if abs(first.best_bound - second.best_bound) <= _AGREE * max(1.0, abs(first.best_bound)):
-        # agreement up to tolerance noise; the larger bound still stands (either run may be the right one)
-        return replace(first, best_bound=max(first.best_bound, second.best_bound), seconds=seconds,
-                       nodes=first.nodes + second.nodes,
-                       message=f"{first.message}; confirmed (bound {second.best_bound!r} with presolve off)")
-    if second.best_bound < first.best_bound:
-        return replace(first, seconds=seconds, nodes=first.nodes + second.nodes,
-                       message=f"{first.message}; the confirmation run gave a smaller bound "
-                               f"{second.best_bound!r} ({second.status}); the larger is kept")
-    best = max((r for r in (first, second) if r.incumbent is not None), key=lambda r: r.incumbent, default=first)
-    tolerances = {k: max(first.tolerances.get(k, 0.0), second.tolerances.get(k, 0.0))
-                  for k in {**first.tolerances, **second.tolerances}}
-    return MIPResult(solver=first.solver, status=second.status, best_bound=second.best_bound,
-                     incumbent=best.incumbent, x=best.x, seconds=seconds, nodes=first.nodes + second.nodes,
-                     tolerances=tolerances,
-                     message=f"{first.message}; HiGHS runs disagreed (bounds {first.best_bound!r} and "
-                             f"{second.best_bound!r}); the larger is kept")
 
 
 def _contradiction(model: MIPModel, warm_start: np.ndarray | None, result: MIPResult) -> str | None:
