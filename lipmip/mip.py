@@ -39,6 +39,7 @@ from lipmip.result import LipschitzBound
 from lipmip.solvers.base import Progress, SolveOptions, keep_larger_bound
 from lipmip.solvers.registry import solve_with_fallback
 from lipmip.solvers.scip import ScipSolver
+from lipmip.witness import best_witness
 
 __all__ = ["mip_lipschitz", "FORMULATIONS"]
 
@@ -148,14 +149,11 @@ def mip_lipschitz(
 
     solver_upper = certified_upper_bound(result, mip) if isinstance(mip, MIQCQP) else certified_upper(result, mip)
     upper = min(solver_upper / scale, cheap_upper.upper)
-    witnesses = [sampled.witness] if sampled.witness is not None else []
     left = _WITNESS_SECONDS if time_limit is None else min(_WITNESS_SECONDS, time_limit - (time.perf_counter() - start))
     solved = verified_witness(result, mip, net, solver=result.solver if left > 0 else None,
                               time_limit=max(left, 0.0), output_scale=scale)
-    if solved is not None:
-        witnesses.append(solved)
     clock.lap("witness")
-    best = max(witnesses, key=lambda w: w.value, default=None)
+    best = best_witness(sampled.witness, solved)
     lower = 0.0 if best is None else best.value
     close = upper - lower <= 1e-6 * max(1.0, upper)
     if lower > upper:

@@ -27,7 +27,7 @@ from lipmip.result import Witness
 from lipmip.rounding import UNIT_ROUNDOFF as _U
 from lipmip.rounding import gamma as _gamma
 
-__all__ = ["forward_with_error", "certified_quotient", "witness_from_point", "free_coordinates"]
+__all__ = ["forward_with_error", "certified_quotient", "witness_from_point", "free_coordinates", "best_witness"]
 
 _SUBNORMAL = np.finfo(np.float64).smallest_subnormal
 _FLOOR = 1e-290  # lower bounds below this are not certified (reported as 0)
@@ -236,4 +236,14 @@ def witness_from_point(net: Network, query: Query, region: Region, x: np.ndarray
         expected = float(query.local_value(J))
         if best is not None and best.value >= expected * (1 - 1e-9):
             break
+    return best
+
+
+def best_witness(*witnesses: Witness | None) -> Witness | None:
+    """The witness with the largest finite value among ``witnesses`` (Nones
+    and non-finite values skipped; the first of equals), or None."""
+    best: Witness | None = None
+    for w in witnesses:
+        if w is not None and math.isfinite(w.value) and (best is None or w.value > best.value):
+            best = w
     return best

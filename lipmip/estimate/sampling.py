@@ -18,7 +18,7 @@ from lipmip.errors import InvalidQueryError
 from lipmip.network import Network
 from lipmip.query import Query
 from lipmip.result import LipschitzBound
-from lipmip.witness import free_coordinates, witness_from_point
+from lipmip.witness import best_witness, free_coordinates, witness_from_point
 
 __all__ = ["sample_lower_bound", "local_values"]
 
@@ -73,11 +73,7 @@ def sample_lower_bound(
     free = free_coordinates(region)
     values = local_values(net, query, points, free)
     order = np.argsort(-values)[:candidates]
-    best = None
-    for i in order:
-        w = witness_from_point(net, query, region, points[i])
-        if w is not None and (best is None or w.value > best.value):
-            best = w
+    best = best_witness(*(witness_from_point(net, query, region, points[i]) for i in order))
     return LipschitzBound(
         lower=0.0 if best is None else best.value,
         upper=None,

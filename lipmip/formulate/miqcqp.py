@@ -113,7 +113,7 @@ from lipmip.regions.pattern import interior_point_for_pattern
 from lipmip.result import Witness
 from lipmip.solvers.base import MIPResult, SolveOptions
 from lipmip.solvers.registry import solve_with_fallback
-from lipmip.witness import free_coordinates, witness_from_point
+from lipmip.witness import best_witness, free_coordinates, witness_from_point
 
 __all__ = [
     "MIQCQP",
@@ -373,7 +373,7 @@ def verified_witness(result: MIPResult, mip: LipschitzMIP, net: Network | None =
     net = mip.net if net is None else net
     x_solver = mip.input_point(result.x)
     pattern = [s > 0 for s in mip.slopes(result.x)]
-    best = _best_witness(net, mip, [interior_point_for_pattern(net, mip.region, pattern, x_ref=x_solver), x_solver])
+    best = _best_witness(net, mip, interior_point_for_pattern(net, mip.region, pattern, x_ref=x_solver), x_solver)
     target = None if result.incumbent is None else mip.value_from_objective(result.incumbent) / output_scale
     short = best is None or (target is not None and best.value < target * (1 - 1e-9))
     if solver is not None and short and mip.query.is_scalar:
@@ -381,21 +381,13 @@ def verified_witness(result: MIPResult, mip: LipschitzMIP, net: Network | None =
             deep = realise_pattern(mip, pattern, solver=solver, time_limit=time_limit)
         except SolverUnavailableError:  # e.g. HiGHS, which cannot take the quadratic model: no fallback
             deep = None
-        found = _best_witness(net, mip, [deep])
-        if found is not None and (best is None or found.value > best.value):
-            best = found
+        best = best_witness(best, _best_witness(net, mip, deep))
     return best
 
 
-def _best_witness(net: Network, mip: LipschitzMIP, points: list) -> Witness | None:
-    best: Witness | None = None
-    for point in points:
-        if point is None:
-            continue
-        w = witness_from_point(net, mip.query, mip.region, point)
-        if w is not None and (best is None or w.value > best.value):
-            best = w
-    return best
+def _best_witness(net: Network, mip: LipschitzMIP, *points: np.ndarray | None) -> Witness | None:
+    """The best certified witness at ``points`` (Nones skipped)."""
+    return best_witness(*(witness_from_point(net, mip.query, mip.region, p) for p in points if p is not None))
 
 
 def realise_pattern(mip: LipschitzMIP, pattern: list[np.ndarray], *, solver: str = "scip",

@@ -26,7 +26,7 @@ from lipmip.query import Query
 from lipmip.regions.enumerate import ActivationRegion, RegionEnumerator
 from lipmip.result import LipschitzBound, Witness
 from lipmip.rounding import gamma as _gamma
-from lipmip.witness import certified_quotient, free_coordinates, witness_from_point
+from lipmip.witness import best_witness, certified_quotient, free_coordinates, witness_from_point
 
 __all__ = ["exact_lipschitz_by_enumeration", "local_value_upper", "best_region_witness", "kink_step", "region_step"]
 
@@ -137,9 +137,8 @@ def best_region_witness(
         if best is not None and best.value >= values[i] * (1 - 1e-9):
             break
         x = regions[i].point
-        for w in (witness_from_point(net, query, region, x), _chord_witness(net, query, region, x, regions[i].jacobian * free)):
-            if w is not None and math.isfinite(w.value) and (best is None or w.value > best.value):
-                best = w
+        best = best_witness(best, witness_from_point(net, query, region, x),
+                            _chord_witness(net, query, region, x, regions[i].jacobian * free))
     return best
 
 
