@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from nets import random_net
 
 import lipmip
 from lipmip import Ball, Box, Network, Query
@@ -45,20 +46,6 @@ PROPERTY = settings(
 # =============================================================================
 # helpers
 # =============================================================================
-def make_net(seed: int, sizes, *, style: str = "gauss", output_relu: bool = False) -> Network:
-    """Gaussian weights scaled by 1/sqrt(fan-in) with biases ~0.5, or small integers (``style="int"``),
-    which make hyperplanes coincide, pass through lattice points and vanish."""
-    rng = np.random.default_rng(seed)
-    params = []
-    for n_in, n_out in itertools.pairwise(sizes):
-        if style == "int":
-            params.append((rng.integers(-2, 3, size=(n_out, n_in)).astype(float), rng.integers(-1, 2, size=n_out).astype(float)))
-        else:
-            params.append((rng.normal(size=(n_out, n_in)) / math.sqrt(n_in), rng.normal(size=n_out) * 0.5))
-    acts = ["relu"] * (len(params) - 1) + ["relu" if output_relu else "identity"]
-    return Network.from_params(params, acts)
-
-
 def exact(net: Network, region, query: Query) -> lipmip.LipschitzBound:
     return lipmip.lipschitz(net, region, query, method="enumerate", max_regions=None)
 
@@ -112,7 +99,7 @@ def instances(draw):
     style = draw(st.sampled_from(["gauss", "int"]))
     output_relu = draw(st.booleans()) and style == "gauss"
     seed = draw(st.integers(0, 2**32 - 1))
-    net = make_net(seed, [n_in, *hidden, n_out], style=style, output_relu=output_relu)
+    net = random_net(seed, [n_in, *hidden, n_out], style=style, output_relu=output_relu)
     rng = np.random.default_rng(seed + 1)
     c = rng.uniform(-0.5, 0.5, size=n_in)
     kind = draw(st.sampled_from([2.0, "box", INF, 1.0]))
@@ -181,7 +168,7 @@ REGIONS = {
 @pytest.mark.parametrize("p", NORMS, ids=["1", "2", "inf"])
 @pytest.mark.parametrize("kind", ["margin", "vector"])
 def test_every_region_and_norm(region, p, kind):
-    net = make_net(11, [3, 8, 6, 3])
+    net = random_net(11, [3, 8, 6, 3])
     region = REGIONS[region]
     query = Query.margin(2, 0, 3, p) if kind == "margin" else Query.vector(p)
     oracle = exact(net, region, query)
@@ -207,7 +194,7 @@ def test_node_limited_run_brackets_the_exact_value(instance, limit):
 
 
 def test_time_limited_run_brackets_the_exact_value():
-    net = make_net(3, [3, 8, 8, 2])
+    net = random_net(3, [3, 8, 8, 2])
     region = Ball(np.zeros(3), 0.6, INF)
     query = Query.margin(0, 1, 2)
     oracle = exact(net, region, query)
@@ -221,7 +208,7 @@ def test_time_limited_run_brackets_the_exact_value():
 
 
 def test_depth_first_when_the_queue_is_full():
-    net = make_net(5, [2, 8, 8, 1])
+    net = random_net(5, [2, 8, 8, 1])
     region = Box(-np.ones(2), np.ones(2))
     query = Query.output(0, 1, INF)
     oracle = exact(net, region, query)
@@ -233,7 +220,7 @@ def test_depth_first_when_the_queue_is_full():
 
 
 def test_ambiguous_cells_count_for_the_upper_bound_only(monkeypatch):
-    net = make_net(1, [2, 6, 1])
+    net = random_net(1, [2, 6, 1])
     box = Box(-np.ones(2), np.ones(2))
     query = Query.output(0, 1, 2)
     oracle = exact(net, box, query)
@@ -279,7 +266,7 @@ def test_one_hidden_neuron(region):
 
 
 def test_every_relu_stable_is_answered_in_one_node():
-    net = make_net(2, [4, 8, 8, 3])
+    net = random_net(2, [4, 8, 8, 3])
     x = np.random.default_rng(0).normal(size=4)
     region = Ball(x, 1e-4, INF)
     bounds = lipmip.bounds.compute(net, region, "linear")
@@ -297,7 +284,7 @@ def test_every_relu_stable_is_answered_in_one_node():
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_fixed_box_coordinate_is_a_constant(seed):
-    net = make_net(seed, [3, 6, 5, 2])
+    net = random_net(seed, [3, 6, 5, 2])
     lo, hi = np.array([-1.0, 0.3, -0.5]), np.array([1.0, 0.3, 1.0])
     box = Box(lo, hi)
     # the same function of the two free coordinates, as its own network
@@ -314,7 +301,7 @@ def test_fixed_box_coordinate_is_a_constant(seed):
 
 
 def test_every_coordinate_fixed():
-    net = make_net(0, [2, 4, 1])
+    net = random_net(0, [2, 4, 1])
     box = Box([0.5, -0.2], [0.5, -0.2])
     res = bab_lipschitz(net, box, Query.output(0, 1))
     assert res.lower == 0.0 and res.upper < 1e-200
@@ -322,7 +309,7 @@ def test_every_coordinate_fixed():
 
 
 def test_node_limit_zero_gives_the_root_bound():
-    net = make_net(4, [3, 8, 8, 2])
+    net = random_net(4, [3, 8, 8, 2])
     region = Box(-np.ones(3), np.ones(3))
     query = Query.margin(1, 0, 2)
     oracle = exact(net, region, query)
@@ -353,7 +340,7 @@ def test_digits_demo_value():
 # =============================================================================
 def test_progress_reports_sound_numbers(monkeypatch):
     monkeypatch.setattr(bab_module, "PROGRESS_EVERY", 0.0)
-    net = make_net(6, [2, 8, 8, 1])
+    net = random_net(6, [2, 8, 8, 1])
     region = Box(-np.ones(2), np.ones(2))
     query = Query.output(0, 1, 1)
     oracle = exact(net, region, query)
@@ -377,7 +364,7 @@ def test_progress_is_rate_limited(monkeypatch):
             return self.now
 
     monkeypatch.setattr(bab_module, "time", Clock())
-    net = make_net(6, [2, 8, 8, 1])
+    net = random_net(6, [2, 8, 8, 1])
     calls = []
     bab_lipschitz(net, Box(-np.ones(2), np.ones(2)), Query.output(0, 1, 1), samples=0, progress=lambda *args: calls.append(args))
     times = [t for t, _, _ in calls]
@@ -402,13 +389,13 @@ def test_progress_is_rate_limited(monkeypatch):
     ],
 )
 def test_bad_options(options, match):
-    net = make_net(0, [2, 4, 2])
+    net = random_net(0, [2, 4, 2])
     with pytest.raises(InvalidQueryError, match=match):
         bab_lipschitz(net, Box(-np.ones(2), np.ones(2)), Query.margin(0, 1, 2), **options)
 
 
 def test_bad_inputs():
-    net = make_net(0, [2, 4, 2])
+    net = random_net(0, [2, 4, 2])
     box = Box(-np.ones(2), np.ones(2))
     with pytest.raises(InvalidQueryError, match="c has 3 entries"):
         bab_lipschitz(net, box, Query.margin(0, 1, 3))

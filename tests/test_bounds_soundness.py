@@ -18,7 +18,6 @@ The oracles here are independent of lipmip's own arithmetic:
 
 from __future__ import annotations
 
-import itertools
 import math
 import warnings
 from fractions import Fraction as Fr
@@ -27,6 +26,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from nets import random_net
 
 import lipmip
 from lipmip import Ball, Box, Layer, LipschitzBound, Network, Query
@@ -386,24 +386,6 @@ def np_local_values(query: Query, J: np.ndarray, free: np.ndarray | None = None)
     if p == INF:
         return np.abs(J).sum(axis=2).max(axis=1)
     return np.linalg.norm(J, ord=2, axis=(1, 2))
-
-
-def random_net(rng, sizes, acts=None, style="gauss") -> Network:
-    params = []
-    for n_in, n_out in itertools.pairwise(sizes):
-        if style == "int":
-            W = rng.integers(-2, 3, size=(n_out, n_in)).astype(float)
-            b = rng.integers(-1, 2, size=n_out).astype(float)
-        elif style == "sparse":
-            W = rng.normal(size=(n_out, n_in)) * (rng.random((n_out, n_in)) < 0.5)
-            b = rng.normal(size=n_out) * (rng.random(n_out) < 0.5)
-        else:
-            W = rng.normal(size=(n_out, n_in)) / math.sqrt(n_in)
-            b = rng.normal(size=n_out) * 0.5
-        params.append((W, b))
-    if acts is None:
-        acts = ["relu"] * (len(params) - 1) + ["identity"]
-    return Network.from_params(params, acts)
 
 
 def all_queries(m: int, rng) -> list[Query]:

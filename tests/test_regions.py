@@ -19,7 +19,6 @@ Oracles, independent of lipmip.regions:
 from __future__ import annotations
 
 import inspect
-import itertools
 import math
 from fractions import Fraction as Fr
 
@@ -27,6 +26,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from nets import random_net
 
 import lipmip
 import lipmip.bounds
@@ -56,27 +56,6 @@ PROPERTY = settings(
 # =============================================================================
 # helpers
 # =============================================================================
-def random_net(
-    seed: int, sizes, *, output_relu: bool = False, identity_hidden: int | None = None, style: str = "gauss"
-) -> Network:
-    """Gaussian weights scaled by 1/sqrt(fan-in) and biases of size ~0.5, or
-    (``style="int"``) small integers, which make hyperplanes coincide, pass
-    through lattice points and vanish, and (``style="nobias"``) Gaussian
-    weights with zero biases (every first-layer hyperplane through 0)."""
-    rng = np.random.default_rng(seed)
-    params = []
-    for n_in, n_out in itertools.pairwise(sizes):
-        if style == "int":
-            params.append((rng.integers(-2, 3, size=(n_out, n_in)).astype(float), rng.integers(-1, 2, size=n_out).astype(float)))
-        else:
-            W = rng.normal(size=(n_out, n_in)) / math.sqrt(n_in)
-            params.append((W, np.zeros(n_out) if style == "nobias" else rng.normal(size=n_out) * 0.5))
-    acts = ["relu"] * (len(params) - 1) + ["relu" if output_relu else "identity"]
-    if identity_hidden is not None:
-        acts[identity_hidden] = "identity"
-    return Network.from_params(params, acts)
-
-
 def key(pattern) -> bytes:
     return np.concatenate([np.asarray(p, dtype=bool) for p in pattern]).tobytes()
 
