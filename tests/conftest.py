@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -35,3 +36,15 @@ def shared_networks() -> Path:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(1234)
+
+
+@pytest.fixture
+def no_gurobi(monkeypatch: pytest.MonkeyPatch):
+    """``import gurobipy`` fails, whatever is installed (and the cached
+    licence probe is cleared before and after)."""
+    from lipmip.solvers import gurobi as gurobi_module
+
+    gurobi_module._licence_probe.cache_clear()
+    monkeypatch.setitem(sys.modules, "gurobipy", None)
+    yield
+    gurobi_module._licence_probe.cache_clear()

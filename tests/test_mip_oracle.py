@@ -558,15 +558,6 @@ def test_l2_query_on_highs_names_scip(small: Case):
         lipmip.lipschitz(small.net, ball, small.query, method="mip", solver="highs")
 
 
-@pytest.fixture
-def no_gurobi(monkeypatch: pytest.MonkeyPatch):
-    """``import gurobipy`` fails, whatever is installed."""
-    gurobi_module._licence_probe.cache_clear()
-    monkeypatch.setitem(sys.modules, "gurobipy", None)
-    yield
-    gurobi_module._licence_probe.cache_clear()
-
-
 def test_missing_gurobi_names_the_extra(small: Case, no_gurobi):
     with pytest.raises(SolverUnavailableError, match=r"gurobi.*pip install 'lipmip\[gurobi\]'"):
         run_mip(small, solver="gurobi")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import sys
 
 import numpy as np
 import pytest
@@ -13,7 +12,6 @@ import scipy.sparse as sp
 
 from lipmip.errors import SolverUnavailableError
 from lipmip.formulate.model import MIPModel, QuadraticConstraint
-from lipmip.solvers import gurobi as gurobi_module
 from lipmip.solvers import registry
 from lipmip.solvers.base import MIPResult, MIPSolver, SolveOptions
 from lipmip.solvers.gurobi import GurobiSolver, LicenceSizeLimitError, gurobi_size
@@ -264,15 +262,6 @@ def test_gurobi_size_counts_ranged_rows_twice() -> None:
 
 
 # ---------------------------------------------------------------------- registry
-@pytest.fixture
-def no_gurobi(monkeypatch: pytest.MonkeyPatch):
-    """Make ``import gurobipy`` fail, whatever is installed."""
-    gurobi_module._licence_probe.cache_clear()
-    monkeypatch.setitem(sys.modules, "gurobipy", None)
-    yield
-    gurobi_module._licence_probe.cache_clear()
-
-
 class FakeSizeLimitedGurobi(MIPSolver):
     """Stands in for Gurobi with a size-limited licence that refuses every model."""
 
