@@ -4,11 +4,13 @@
    upper bounds that need no search (interval Jacobian with linear neuron
    bounds, norm product). When they already meet (to 1e-6 relative) the
    answer is exact and nothing else runs.
-2. **Region branch and bound** (:func:`lipmip.regions.bab.bab_lipschitz`):
+2. **Region branch and bound** (:func:`lipmip.regions.bab.bab_lipschitz`),
+   starting from the sampled witness (the points are sampled once):
    exact and rigorous for every norm, no solver trusted; it gets
    :data:`BAB_SHARE` of the time limit (all of it when there is none).
 3. **MIP** (:func:`lipmip.mip.mip_lipschitz`), only when the branch and
-   bound has not closed the interval: warm-started from the sampled witness;
+   bound has not closed the interval: warm-started from the best witness so
+   far (the sampled one or the branch and bound's);
    MILP on HiGHS (cross-checked by SCIP) for the ∞ and 1 input norms, MIQCP
    on SCIP for the 2 norm and the 2→2 operator norm (``solver="auto"``:
    Gurobi when licensed); neuron bounds ``"lp"`` up to
@@ -33,6 +35,7 @@ from lipmip.network import Network
 from lipmip.query import Query
 from lipmip.result import LipschitzBound
 from lipmip.solvers.base import Progress
+from lipmip.witness import best_witness
 
 __all__ = ["auto_lipschitz", "LP_BOUNDS_MAX_RELUS", "DEFAULT_TIME_LIMIT", "BAB_SHARE"]
 
@@ -72,7 +75,7 @@ def auto_lipschitz(
         return _finish(cheap, start, stage="cheap", status="optimal")
     left = _left(time_limit, start)
     bab = bab_lipschitz(net, region, query, time_limit=None if left is None else BAB_SHARE * left,
-                        samples=samples, seed=seed, progress=progress)
+                        incumbent=sampled.witness, progress=progress)
     combined = LipschitzBound.combine(cheap, bab, method="auto")
     bab_details = {k: bab.details.get(k) for k in ("nodes", "leaves", "lps", "unstable_neurons")}
     if _close(combined) or not mip:
@@ -82,7 +85,7 @@ def auto_lipschitz(
 
     bounds = "lp" if net.num_relus <= LP_BOUNDS_MAX_RELUS else "linear"
     solved = mip_lipschitz(net, region, query, solver=solver, time_limit=_left(time_limit, start), bounds=bounds,
-                           samples=samples, seed=seed, progress=progress)
+                           incumbent=best_witness(sampled.witness, bab.witness), seed=seed, progress=progress)
     combined = LipschitzBound.combine(cheap, bab, solved, method="auto")
     mip_details = {k: solved.details.get(k) for k in ("solver", "solver_status", "bounds", "unstable_relus",
                                                       "binaries", "nodes", "solver_seconds")}

@@ -35,11 +35,11 @@ from lipmip.network import Network
 from lipmip.query import Query
 from lipmip.rescale import rescale as rescale_network
 from lipmip.rescale import scale_output
-from lipmip.result import LipschitzBound
+from lipmip.result import LipschitzBound, Witness
 from lipmip.solvers.base import Progress, SolveOptions, keep_larger_bound
 from lipmip.solvers.registry import solve_with_fallback
 from lipmip.solvers.scip import ScipSolver
-from lipmip.witness import best_witness
+from lipmip.witness import best_witness, recertified
 
 __all__ = ["mip_lipschitz", "FORMULATIONS"]
 
@@ -83,6 +83,7 @@ def mip_lipschitz(
     seed: int = 0,
     mip_gap: float = 1e-9,
     threads: int = 1,
+    incumbent: Witness | None = None,
     progress: Progress | None = None,
 ) -> LipschitzBound:
     """Certified bounds on the local Lipschitz constant by a MIP. ``status``:
@@ -112,7 +113,9 @@ def mip_lipschitz(
     ``"weights"``, ``"big_m"``: :func:`lipmip.rescale.rescale`) builds the
     MIP on an equivalent rescaled copy of ``net`` (witnesses are still
     verified on ``net`` itself); ``warm_start`` passes the sampled witness
-    to the solver. ``progress(seconds, incumbent, bound)`` is called during
+    to the solver. ``incumbent``: a starting witness from elsewhere (e.g.
+    the branch and bound's), re-certified here and used instead of
+    sampling (``samples`` then unused). ``progress(seconds, incumbent, bound)`` is called during
     the solve with the solver's numbers mapped to Lipschitz values (the
     incumbent at least the sampled lower bound); they are the solver's,
     not certified (e.g. :class:`lipmip.progress.SolveProgress`)."""
@@ -124,7 +127,10 @@ def mip_lipschitz(
     forward = compute(model_net, region, bounds, **bound_options)
     cheap_upper = interval_jacobian_upper_bound(model_net, region, query, bounds=forward)
     clock.lap("bounds")
-    sampled = sample_lower_bound(net, region, query, samples=samples, seed=seed)
+    if incumbent is None:
+        seed_witness, seed_from = sample_lower_bound(net, region, query, samples=samples, seed=seed).witness, "sample"
+    else:
+        seed_witness, seed_from = recertified(net, query, region, incumbent), "incumbent"
     clock.lap("sample")
     scale = output_scale(cheap_upper.upper, squared=query.input_norm == 2.0)
     if scale != 1.0:
@@ -133,10 +139,10 @@ def mip_lipschitz(
     mip = _build(model_net, region, query, forward, formulation, encoding, partitions, margin)
     clock.lap("build")
     start_point = None
-    if warm_start and sampled.witness is not None:
-        start_point = mip.assignment((sampled.witness.a + sampled.witness.b) / 2)
+    if warm_start and seed_witness is not None:
+        start_point = mip.assignment((seed_witness.a + seed_witness.b) / 2)
     remaining = None if time_limit is None else max(0.0, time_limit - (time.perf_counter() - start))
-    floor = None if sampled.witness is None else sampled.witness.value
+    floor = None if seed_witness is None else seed_witness.value
     options = SolveOptions(time_limit=remaining, threads=threads, mip_gap=mip_gap, seed=seed,
                            warm_start=start_point, progress=_in_lipschitz_units(progress, mip, scale, floor))
     result = solve_with_fallback(mip.model, solver, options)
@@ -153,7 +159,7 @@ def mip_lipschitz(
     solved = verified_witness(result, mip, net, solver=result.solver if left > 0 else None,
                               time_limit=max(left, 0.0), output_scale=scale)
     clock.lap("witness")
-    best = best_witness(sampled.witness, solved)
+    best = best_witness(seed_witness, solved)
     lower = 0.0 if best is None else best.value
     close = upper - lower <= 1e-6 * max(1.0, upper)
     if lower > upper:
@@ -180,7 +186,7 @@ def mip_lipschitz(
         "formulation": formulation,
         "rescale": rescale,
         "warm_start": start_point is not None,
-        "lower_from": "mip" if best is not None and best is not sampled.witness else "sample",
+        "lower_from": "mip" if best is not None and best is not seed_witness else seed_from,
         "seconds_by_stage": clock.laps,
         "upper_from": "mip" if upper < cheap_upper.upper else "interval",
     }

@@ -27,7 +27,8 @@ from lipmip.result import Witness
 from lipmip.rounding import UNIT_ROUNDOFF as _U
 from lipmip.rounding import gamma as _gamma
 
-__all__ = ["forward_with_error", "certified_quotient", "witness_from_point", "free_coordinates", "best_witness"]
+__all__ = ["forward_with_error", "certified_quotient", "witness_from_point", "free_coordinates", "best_witness",
+           "recertified"]
 
 _SUBNORMAL = np.finfo(np.float64).smallest_subnormal
 _FLOOR = 1e-290  # lower bounds below this are not certified (reported as 0)
@@ -247,3 +248,16 @@ def best_witness(*witnesses: Witness | None) -> Witness | None:
         if w is not None and math.isfinite(w.value) and (best is None or w.value > best.value):
             best = w
     return best
+
+
+def recertified(net: Network, query: Query, region: Region, witness: Witness | None) -> Witness | None:
+    """``witness`` (from elsewhere: another method, a caller) checked afresh
+    for this network, query and region: the same pair with the value
+    :func:`certified_quotient` gives it here, or None when it certifies
+    nothing (a point outside the region, a zero quotient). The stated value
+    of ``witness`` is not trusted."""
+    if witness is None:
+        return None
+    value = certified_quotient(net, query, region, witness.a, witness.b)
+    return Witness(a=np.asarray(witness.a, dtype=np.float64), b=np.asarray(witness.b, dtype=np.float64),
+                   value=value) if value > 0 else None

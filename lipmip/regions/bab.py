@@ -96,7 +96,7 @@ from lipmip.regions.exact import best_region_witness, kink_step, local_value_upp
 from lipmip.result import LipschitzBound, Witness
 from lipmip.rounding import UNIT_ROUNDOFF as _U
 from lipmip.rounding import gamma as _gamma
-from lipmip.witness import free_coordinates
+from lipmip.witness import free_coordinates, recertified
 
 __all__ = ["bab_lipschitz", "BRANCHING_RULES"]
 
@@ -674,6 +674,7 @@ def bab_lipschitz(
     branching: str = "gradient",
     max_queue: int = 20_000,
     vertices: int | None = None,
+    incumbent: Witness | None = None,
     progress: Progress | None = None,
 ) -> LipschitzBound:
     """Certified ``[lower, upper]`` on the local Lipschitz constant of ``query``
@@ -685,7 +686,9 @@ def bab_lipschitz(
     ``node_limit`` (nodes split; 0 gives the root bound) stop the search
     early with a sound bracket (``status="time_limit"`` / ``"node_limit"``).
     ``samples``/``seed``: the sampled incumbent
-    (:func:`lipmip.estimate.sample_lower_bound`). ``bounds``: the global
+    (:func:`lipmip.estimate.sample_lower_bound`); ``incumbent``: a starting
+    witness from elsewhere (e.g. another method's), re-certified here and
+    used instead of sampling. ``bounds``: the global
     forward bounds (``"interval"``, ``"linear"``, ``"lp"``). ``branching``:
     ``"gradient"`` (largest contribution to the node bound) or ``"order"``.
     ``max_queue``: open nodes kept best-first before the search turns
@@ -705,12 +708,15 @@ def bab_lipschitz(
         raise InvalidQueryError(f"query must be a lipmip.Query, got {type(query).__name__}")
     query.check_network(net)
     _check_options(time_limit, node_limit, max_queue, branching, bounds, vertices, progress)
-    sampled = sample_lower_bound(net, region, query, samples=samples, seed=seed)
+    if incumbent is None:
+        seed_witness, seed_from = sample_lower_bound(net, region, query, samples=samples, seed=seed).witness, "sample"
+    else:
+        seed_witness, seed_from = recertified(net, query, region, incumbent), "incumbent"
     if vertices is None:
         vertices = 3 if query.c is None and query.input_norm == 2.0 else 8
     search = _BranchAndBound(net, region, query, bounds=bounds, max_queue=int(max_queue), branching=branching,
                              vertices=int(vertices))
-    search.search(sampled.witness, start=start, time_limit=None if time_limit is None else float(time_limit),
+    search.search(seed_witness, start=start, time_limit=None if time_limit is None else float(time_limit),
                   node_limit=None if node_limit is None else int(node_limit), progress=progress)
     lower = search.incumbent
     upper = search.upper()
@@ -744,8 +750,8 @@ def bab_lipschitz(
         "bounds": search.bounds.method,
         "branching": branching,
         "root_bound": search.root_bound,
-        "sampled_lower": sampled.lower,
-        "lower_from": "sample" if search.witness is sampled.witness else "bab",
+        "sampled_lower" if seed_from == "sample" else "incumbent_lower": 0.0 if seed_witness is None else seed_witness.value,
+        "lower_from": seed_from if search.witness is seed_witness else "bab",
         "fixed_coordinates": fixed,
         "seconds": time.perf_counter() - start,
     }
