@@ -33,6 +33,11 @@ class Activation:
     jax_forward: Callable
     kinks: tuple[float, ...]
 
+    def __reduce__(self) -> tuple:
+        """Pickled by name (the table entry is rebuilt on loading), so that
+        networks travel to worker processes."""
+        return get_activation, (self.name,)
+
 
 def _jax_relu(z):
     import jax

@@ -55,14 +55,17 @@ def auto_lipschitz(
     samples: int = 2000,
     seed: int = 0,
     mip: bool = True,
+    workers: int = 1,
     progress: Progress | None = None,
 ) -> LipschitzBound:
     """Certified bounds by the route described in the module docstring.
-    ``mip=False`` stops after the branch and bound. ``status`` is
+    ``mip=False`` stops after the branch and bound; ``workers``: processes
+    for the branch and bound (:func:`~lipmip.regions.bab.bab_lipschitz`). ``status`` is
     ``"optimal"`` when the interval closed (to 1e-6 relative), else that of
     the last stage that ran (``"time_limit"``, ``"bounded"``, ...)."""
-    from lipmip.regions.bab import bab_lipschitz  # the search engines load only when the cheap bounds fall short
+    from lipmip.regions.bab import bab_lipschitz, check_workers  # the search engines load only when needed
 
+    check_workers(workers)
     start = time.perf_counter()
     sampled = sample_lower_bound(net, region, query, samples=samples, seed=seed)
     cheap = LipschitzBound.combine(
@@ -75,7 +78,7 @@ def auto_lipschitz(
         return _finish(cheap, start, stage="cheap", status="optimal")
     left = _left(time_limit, start)
     bab = bab_lipschitz(net, region, query, time_limit=None if left is None else BAB_SHARE * left,
-                        incumbent=sampled.witness, progress=progress)
+                        incumbent=sampled.witness, workers=workers, progress=progress)
     combined = LipschitzBound.combine(cheap, bab, method="auto")
     bab_details = {k: bab.details.get(k) for k in ("nodes", "leaves", "lps", "unstable_neurons")}
     if _close(combined) or not mip:

@@ -207,6 +207,40 @@ def test_time_limited_run_brackets_the_exact_value():
     assert full.details["nodes"] > 0
 
 
+WORKER_CASES = [  # (seed, sizes, region, query): searches that open more than 16 nodes at once
+    (7, [2, 8, 8, 1], Box(-np.ones(2), np.ones(2)), Query.output(0, 1, INF)),
+    (5, [3, 10, 10, 2], Ball(np.zeros(3), 1.0, 2), Query.margin(0, 1, 2, 2)),
+    (4, [3, 8, 8, 2], Ball(np.zeros(3), 1.0, 2), Query.vector(2)),
+    (2, [4, 8, 8, 3], Ball(np.zeros(4), 1.5, INF), Query.vector(INF)),
+    (2, [4, 8, 8, 3], Ball(np.zeros(4), 1.5, 1), Query.vector(1)),
+]
+
+
+def test_one_or_two_workers_give_the_same_value():
+    """The value does not depend on the number of worker processes: both
+    equal the enumeration oracle, and the tree really was handed out."""
+    handed_out = 0
+    for seed, sizes, region, query in WORKER_CASES:
+        net = random_net(seed, sizes)
+        oracle = exact(net, region, query)
+        one = bab_lipschitz(net, region, query, samples=0)
+        two = bab_lipschitz(net, region, query, samples=0, workers=2)
+        for res in (one, two):
+            assert_matches_oracle(res, oracle)
+        assert two.lower == pytest.approx(one.lower, rel=REL, abs=0) and two.details["workers"] == 2
+        handed_out += two.details["chunks"] > 0
+    assert handed_out == len(WORKER_CASES)
+
+
+def test_two_workers_at_a_limit_still_bracket():
+    seed, sizes, region, query = WORKER_CASES[0]
+    net = random_net(seed, sizes)
+    oracle = exact(net, region, query)
+    res = bab_lipschitz(net, region, query, samples=0, workers=2, node_limit=20)
+    assert res.status == "node_limit" and res.details["chunks"] > 0
+    assert_brackets(res, oracle)
+
+
 def test_depth_first_when_the_queue_is_full():
     net = random_net(5, [2, 8, 8, 1])
     region = Box(-np.ones(2), np.ones(2))
@@ -386,6 +420,9 @@ def test_progress_is_rate_limited(monkeypatch):
         ({"vertices": -1}, "vertices"),
         ({"samples": -1}, "samples"),
         ({"progress": 3}, "progress"),
+        ({"workers": 0}, "workers"),
+        ({"workers": 1.5}, "workers"),
+        ({"workers": True}, "workers"),
     ],
 )
 def test_bad_options(options, match):

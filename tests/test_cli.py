@@ -204,3 +204,22 @@ def test_bab_from_the_command_line_is_exact_and_node_limit_brackets(capsys):
     assert main([*args, "--node-limit", "0"]) == 0
     root = json.loads(capsys.readouterr().out)
     assert root["status"] == "node_limit" and root["lower"] <= exact["lower"] <= exact["upper"] <= root["upper"]
+
+
+def test_workers_from_the_command_line_give_the_same_value(capsys):
+    args = ["bound", str(DIGITS_MODEL), "--center", str(DIGITS_TEST), "--index", "3", "--radius", "0.08",
+            "--logit", "7", "--versus", "3", "--method", "bab", "--json"]
+    assert main(args) == 0
+    one = json.loads(capsys.readouterr().out)
+    assert main([*args, "--workers", "2"]) == 0
+    two = json.loads(capsys.readouterr().out)
+    assert one["status"] == two["status"] == "optimal"
+    assert two["details"]["workers"] == 2 and two["details"]["chunks"] > 0
+    assert two["lower"] == pytest.approx(one["lower"], rel=1e-9) and two["upper"] == pytest.approx(one["upper"], rel=1e-9)
+    assert one["lower"] == pytest.approx(278.68902134, rel=1e-9)
+
+
+def test_bad_worker_count_is_a_clear_error(capsys):
+    args = ["bound", str(DIGITS_MODEL), *CENTER, "--logit", "7", "--versus", "9", "--method", "auto", "--workers", "0"]
+    assert main(args) != 0
+    assert "workers must be an integer >= 1" in capsys.readouterr().err

@@ -84,6 +84,7 @@ from lipmip.activations import IDENTITY
 from lipmip.bounds import METHODS as BOUND_METHODS
 from lipmip.bounds import compute
 from lipmip.bounds.backward import gradient_bounds, interval_times_matrix, interval_times_slopes
+from lipmip.bounds.base import Bounds
 from lipmip.bounds.interval import propagate_interval
 from lipmip.domains import Ball, Box, Region, as_region
 from lipmip.errors import InvalidQueryError, LipmipError
@@ -91,14 +92,20 @@ from lipmip.estimate.sampling import sample_lower_bound
 from lipmip.network import Network
 from lipmip.norms import vector_norm
 from lipmip.query import Query
-from lipmip.regions.enumerate import ActivationRegion, RegionEnumerator, _Node, pre_activations_with_error
+from lipmip.regions.enumerate import (
+    ActivationRegion,
+    EnumerationStats,
+    RegionEnumerator,
+    _Node,
+    pre_activations_with_error,
+)
 from lipmip.regions.exact import best_region_witness, kink_step, local_value_upper, region_step
 from lipmip.result import LipschitzBound, Witness
 from lipmip.rounding import UNIT_ROUNDOFF as _U
 from lipmip.rounding import gamma as _gamma
 from lipmip.witness import free_coordinates, recertified
 
-__all__ = ["bab_lipschitz", "BRANCHING_RULES"]
+__all__ = ["bab_lipschitz", "check_workers", "BRANCHING_RULES"]
 
 Progress = Callable[[float, float | None, float | None], None]
 
@@ -126,6 +133,55 @@ class _Counters:
     max_queue_size: int = 0  # most open nodes at once
     depth_first_pops: int = 0  # nodes taken depth-first because the queue was full
     mirror_hits: int = 0  # children shown full-dimensional by a point across the parent's hyperplane (no LP)
+    lps: int = 0  # feasibility LPs (from the enumerator's statistics)
+    lp_solves: int = 0
+    chunks: int = 0  # parts of the tree handed to worker processes (workers > 1)
+
+    def add(self, other: "_Counters") -> None:
+        """Add ``other``'s counts (the largest queue: the larger)."""
+        for name, value in other.__dict__.items():
+            current = getattr(self, name)
+            setattr(self, name, max(current, value) if name == "max_queue_size" else current + value)
+
+
+@dataclass
+class Outcome:
+    """Where a search (or a part of one) ended: everything the result needs.
+    ``open_bound`` is the largest bound of a node still open (-inf: none),
+    ``leaf_upper`` the largest upper value of a finished leaf with
+    ``best_leaf_value`` its float64 local value (inf when not certified),
+    ``pruned_bound`` the largest bound of a pruned node, ``stopped`` the limit
+    that stopped it (None: finished)."""
+
+    witness: Witness | None
+    leaf_upper: float
+    best_leaf_value: float
+    pruned_bound: float
+    open_bound: float
+    open_nodes: int
+    count: _Counters
+    stopped: str | None
+
+    @property
+    def incumbent(self) -> float:
+        return 0.0 if self.witness is None else float(self.witness.value)
+
+    @property
+    def upper(self) -> float:
+        """The rigorous upper bound of the module docstring."""
+        return max(self.open_bound, self.leaf_upper, self.pruned_bound)
+
+    def merge(self, other: "Outcome") -> "Outcome":
+        """Both parts together (disjoint parts of one search tree)."""
+        witness = other.witness if other.incumbent > self.incumbent else self.witness
+        leaf = other if other.leaf_upper > self.leaf_upper else self
+        count = _Counters()
+        count.add(self.count)
+        count.add(other.count)
+        return Outcome(witness=witness, leaf_upper=leaf.leaf_upper, best_leaf_value=leaf.best_leaf_value,
+                       pruned_bound=max(self.pruned_bound, other.pruned_bound),
+                       open_bound=max(self.open_bound, other.open_bound), open_nodes=self.open_nodes + other.open_nodes,
+                       count=count, stopped=self.stopped or other.stopped)
 
 
 @dataclass(eq=False)
@@ -194,12 +250,11 @@ class _BranchAndBound(RegionEnumerator):
         region: Region,
         query: Query,
         *,
-        bounds: str,
+        forward: Bounds,
         max_queue: int,
         branching: str,
         vertices: int,
     ):
-        forward = compute(net, region, bounds)
         super().__init__(net, region, max_regions=None, time_limit=None, bounds=forward)
         self.query = query
         self.branching = branching
@@ -223,6 +278,10 @@ class _BranchAndBound(RegionEnumerator):
         self._node_limit: int | None = None
         self._progress: Progress | None = None
         self._last_progress = 0.0
+        # set by the parallel driver (lipmip.regions.bab_parallel): the incumbent value and the node count
+        # shared by every worker (objects with a .value and a .get_lock()), or None
+        self.shared_incumbent: Any = None
+        self.shared_nodes: Any = None
 
     # ------------------------------------------------------------------ driver
     def search(
@@ -236,18 +295,48 @@ class _BranchAndBound(RegionEnumerator):
     ) -> None:
         """Run the search from the root (``seed``: a verified starting
         incumbent) until it finishes or a limit stops it (``self.stopped``)."""
-        self._start = start
-        self._deadline = math.inf if time_limit is None else start + time_limit
-        self._node_limit = node_limit
-        self._progress = progress
-        self._last_progress = time.perf_counter()
+        self.search_begin(seed, start=start, time_limit=time_limit, node_limit=node_limit, progress=progress)
+        self.run()
+
+    def search_begin(self, seed: Witness | None, *, start: float, time_limit: float | None, node_limit: int | None,
+                     progress: Progress | None) -> None:
+        """Set the limits, take ``seed`` as the incumbent and queue the root
+        with its bound; :meth:`run` goes on from there."""
+        self.set_limits(start=start, time_limit=time_limit, node_limit=node_limit, progress=progress)
         if seed is not None:
             self._improve(seed)
         root = self._root()
         bound, j = self._evaluate(root)
         self.root_bound = bound
         self._queue_or_prune(_Open(root, bound, j))
+
+    def reset(self, open_nodes: _OpenNodes) -> None:
+        """Forget every result and counter (not the network's set-up), with
+        ``open_nodes`` as the (empty) queue: a worker's state before it takes
+        the next part of the tree."""
+        self.open = open_nodes
+        self.count = _Counters()
+        self.stats = EnumerationStats(unstable_neurons=self.bounds.num_unstable)
+        self.incumbent, self.witness = 0.0, None
+        self.leaf_upper, self.best_leaf_value, self.pruned_bound = -math.inf, math.inf, -math.inf
+        self.stopped = None
+
+    def set_limits(self, *, start: float, time_limit: float | None, node_limit: int | None,
+                   progress: Progress | None) -> None:
+        """The limits (counted from ``start``, a ``time.perf_counter()``) and
+        the progress callback of the next :meth:`run`."""
+        self._start = start
+        self._deadline = math.inf if time_limit is None else start + time_limit
+        self._node_limit = node_limit
+        self._progress = progress
+        self._last_progress = time.perf_counter()
+
+    def run(self, *, until_open: int | None = None) -> None:
+        """Take open nodes until none is left, a limit stops the search, or
+        (``until_open``) that many nodes are open."""
         while self.open and self.stopped is None:
+            if until_open is not None and len(self.open) >= until_open:
+                return
             if time.perf_counter() > self._deadline:
                 self.stopped = "time_limit"
                 break
@@ -265,6 +354,21 @@ class _BranchAndBound(RegionEnumerator):
     def upper(self) -> float:
         """The rigorous upper bound of the module docstring."""
         return max(self.open.max_bound(), self.leaf_upper, self.pruned_bound)
+
+    def outcome(self) -> Outcome:
+        """Where the search stands (counters include the enumerator's LPs)."""
+        count = _Counters(**self.count.__dict__)
+        count.lps, count.lp_solves = self.stats.lps, self.stats.lp_solves
+        return Outcome(witness=self.witness, leaf_upper=self.leaf_upper, best_leaf_value=self.best_leaf_value,
+                       pruned_bound=self.pruned_bound, open_bound=self.open.max_bound(), open_nodes=len(self.open),
+                       count=count, stopped=self.stopped)
+
+    def take_open(self) -> list[_Open]:
+        """Remove and return every open node, largest bound first."""
+        items = []
+        while self.open:
+            items.append(self.open.pop()[0])
+        return sorted(items, key=lambda item: -item.bound)
 
     def _dive(self, item: _Open) -> None:
         """Carry a node down along the children holding its interior point;
@@ -288,6 +392,9 @@ class _BranchAndBound(RegionEnumerator):
                 self.open.push(item)
                 return
             self.count.nodes += 1
+            if self.shared_nodes is not None:
+                with self.shared_nodes.get_lock():
+                    self.shared_nodes.value += 1
             inline = self._branch(node, item.j, self._pusher)
             if inline is None:
                 return
@@ -309,7 +416,12 @@ class _BranchAndBound(RegionEnumerator):
             self.count.max_queue_size = max(self.count.max_queue_size, self.open.largest)
 
     def _prunable(self, bound: float) -> bool:
-        return bound <= self.incumbent * (1 + PRUNE_RTOL)
+        """Whether no region below a node with this bound can beat the
+        incumbent: this search's, or any worker's (each verified)."""
+        incumbent = self.incumbent
+        if self.shared_incumbent is not None:
+            incumbent = max(incumbent, self.shared_incumbent.value)
+        return bound <= incumbent * (1 + PRUNE_RTOL)
 
     def _prune(self, bound: float) -> None:
         self.count.pruned += 1
@@ -319,9 +431,13 @@ class _BranchAndBound(RegionEnumerator):
         if witness.value > self.incumbent:
             self.incumbent = float(witness.value)
             self.witness = witness
+            if self.shared_incumbent is not None:
+                with self.shared_incumbent.get_lock():
+                    self.shared_incumbent.value = max(self.shared_incumbent.value, self.incumbent)
 
     def _limit_reached(self) -> str | None:
-        if self._node_limit is not None and self.count.nodes >= self._node_limit:
+        nodes = self.count.nodes if self.shared_nodes is None else self.shared_nodes.value
+        if self._node_limit is not None and nodes >= self._node_limit:
             return "node_limit"
         if time.perf_counter() > self._deadline:
             return "time_limit"
@@ -661,6 +777,12 @@ def _check_options(
         raise InvalidQueryError(f"progress must be a callable (seconds, incumbent, bound) or None, got {progress!r}")
 
 
+def check_workers(workers: Any) -> None:
+    """Refuse a worker count that is not an integer >= 1."""
+    if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
+        raise InvalidQueryError(f"workers must be an integer >= 1, got {workers!r}")
+
+
 def bab_lipschitz(
     net: Network,
     region: Region,
@@ -675,6 +797,7 @@ def bab_lipschitz(
     max_queue: int = 20_000,
     vertices: int | None = None,
     incumbent: Witness | None = None,
+    workers: int = 1,
     progress: Progress | None = None,
 ) -> LipschitzBound:
     """Certified ``[lower, upper]`` on the local Lipschitz constant of ``query``
@@ -694,7 +817,10 @@ def bab_lipschitz(
     ``max_queue``: open nodes kept best-first before the search turns
     depth-first. ``progress(seconds, incumbent, bound)`` is called at most
     every 0.5 s with the verified incumbent (None before there is one) and
-    the current rigorous upper bound.
+    the current rigorous upper bound. ``workers``: processes that share the
+    search (:mod:`lipmip.regions.bab_parallel`); the value does not depend
+    on it (when the search finishes, every worker count gives the exact
+    value), only the time, the counters and which witness attains it.
 
     Box coordinates with ``lo == hi`` are constants: the constant is over the
     free coordinates (``details["fixed_coordinates"]`` counts the others).
@@ -708,31 +834,39 @@ def bab_lipschitz(
         raise InvalidQueryError(f"query must be a lipmip.Query, got {type(query).__name__}")
     query.check_network(net)
     _check_options(time_limit, node_limit, max_queue, branching, bounds, vertices, progress)
+    check_workers(workers)
     if incumbent is None:
         seed_witness, seed_from = sample_lower_bound(net, region, query, samples=samples, seed=seed).witness, "sample"
     else:
         seed_witness, seed_from = recertified(net, query, region, incumbent), "incumbent"
     if vertices is None:
         vertices = 3 if query.c is None and query.input_norm == 2.0 else 8
-    search = _BranchAndBound(net, region, query, bounds=bounds, max_queue=int(max_queue), branching=branching,
-                             vertices=int(vertices))
-    search.search(seed_witness, start=start, time_limit=None if time_limit is None else float(time_limit),
-                  node_limit=None if node_limit is None else int(node_limit), progress=progress)
-    lower = search.incumbent
-    upper = search.upper()
+    options = {"max_queue": int(max_queue), "branching": branching, "vertices": int(vertices)}
+    search = _BranchAndBound(net, region, query, forward=compute(net, region, bounds), **options)
+    limits = {"time_limit": None if time_limit is None else float(time_limit),
+              "node_limit": None if node_limit is None else int(node_limit)}
+    if workers == 1:
+        search.search(seed_witness, start=start, progress=progress, **limits)
+        outcome = search.outcome()
+    else:
+        from lipmip.regions.bab_parallel import parallel_search
+
+        outcome = parallel_search(search, seed_witness, workers=int(workers), options=options, start=start,
+                                  progress=progress, **limits)
+    lower = outcome.incumbent
+    upper = outcome.upper
     if not upper >= 0:  # pragma: no cover - some cell of a region with interior always survives
         raise LipmipError(f"internal error: branch and bound ended with no upper bound ({upper!r})")
-    if search.stopped is not None:
-        status = search.stopped
+    if outcome.stopped is not None:
+        status = outcome.stopped
     else:
         # the sides agree to 1e-9; or the upper side is a certified leaf whose float64 value the lower side
         # reaches, and the gap is only that leaf's rounding bound (e.g. a gradient that cancels to ~0, whose
         # value no witness can certify)
-        rounding_only = upper == search.leaf_upper and search.best_leaf_value <= lower * (1 + OPTIMAL_RTOL)
+        rounding_only = upper == outcome.leaf_upper and outcome.best_leaf_value <= lower * (1 + OPTIMAL_RTOL)
         status = "optimal" if upper - lower <= OPTIMAL_RTOL * upper or rounding_only else "bounded"
     fixed = int(np.count_nonzero(~search.free))
-    stats = search.stats
-    count = search.count
+    count = outcome.count
     details: dict[str, Any] = {
         "nodes": count.nodes,
         "bound_evaluations": count.bound_evaluations,
@@ -740,18 +874,20 @@ def bab_lipschitz(
         "ambiguous_leaves": count.ambiguous_leaves,
         "pruned": count.pruned,
         "infeasible": count.infeasible,
-        "open_nodes": len(search.open),
+        "open_nodes": outcome.open_nodes,
         "max_queue_size": count.max_queue_size,
         "depth_first_pops": count.depth_first_pops,
         "mirror_hits": count.mirror_hits,
-        "lps": stats.lps,
-        "lp_solves": stats.lp_solves,
+        "lps": count.lps,
+        "lp_solves": count.lp_solves,
         "unstable_neurons": search.bounds.num_unstable,
         "bounds": search.bounds.method,
         "branching": branching,
         "root_bound": search.root_bound,
         "sampled_lower" if seed_from == "sample" else "incumbent_lower": 0.0 if seed_witness is None else seed_witness.value,
-        "lower_from": seed_from if search.witness is seed_witness else "bab",
+        "lower_from": seed_from if outcome.witness is seed_witness else "bab",
+        "workers": int(workers),
+        "chunks": count.chunks,
         "fixed_coordinates": fixed,
         "seconds": time.perf_counter() - start,
     }
@@ -763,7 +899,7 @@ def bab_lipschitz(
         upper=upper,
         method="bab",
         seconds=time.perf_counter() - start,
-        witness=search.witness,
+        witness=outcome.witness,
         query=query.to_dict(),
         region=region.to_dict(),
         details=details,
