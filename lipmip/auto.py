@@ -20,7 +20,8 @@
 ``time_limit`` (default 60 s; ``None`` for none) covers the whole call. The
 result is the tightest combination of every part: the largest verified
 lower bound and the smallest certified upper bound. ``details["stage"]``
-says where it stopped (``"cheap"``, ``"bab"`` or ``"mip"``).
+says where it stopped (``"cheap"``, ``"bab"`` or ``"mip"``; ``"race"`` with
+``race=True``, which runs stages 2 and 3 side by side in two processes).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from lipmip.domains import Region
 from lipmip.estimate import interval_jacobian_upper_bound, product_upper_bound, sample_lower_bound
 from lipmip.network import Network
 from lipmip.query import Query
-from lipmip.result import LipschitzBound
+from lipmip.result import LipschitzBound, Witness
 from lipmip.solvers.base import Progress
 from lipmip.witness import best_witness
 
@@ -43,6 +44,7 @@ LP_BOUNDS_MAX_RELUS = 2000  # above this, LP bound tightening costs more than it
 DEFAULT_TIME_LIMIT = 60.0   # seconds for the whole call
 BAB_SHARE = 0.5             # of the time left after the cheap bounds, for the branch and bound
 _CLOSE = 1e-6               # relative gap at which an interval is taken as exact
+_RACE_GRACE = 30.0          # seconds past the limit the race waits for the MIP's process (certification, exit)
 
 
 def auto_lipschitz(
@@ -56,11 +58,15 @@ def auto_lipschitz(
     seed: int = 0,
     mip: bool = True,
     workers: int = 1,
+    race: bool = False,
     progress: Progress | None = None,
 ) -> LipschitzBound:
     """Certified bounds by the route described in the module docstring.
     ``mip=False`` stops after the branch and bound; ``workers``: processes
-    for the branch and bound (:func:`~lipmip.regions.bab.bab_lipschitz`). ``status`` is
+    for the branch and bound (:func:`~lipmip.regions.bab.bab_lipschitz`);
+    ``race=True``: after the cheap bounds, the MIP runs in a second process
+    beside the branch and bound, each with the whole time left (see
+    :func:`_race`). ``status`` is
     ``"optimal"`` when the interval closed (to 1e-6 relative), else that of
     the last stage that ran (``"time_limit"``, ``"bounded"``, ...)."""
     from lipmip.regions.bab import bab_lipschitz, check_workers  # the search engines load only when needed
@@ -76,6 +82,9 @@ def auto_lipschitz(
     )
     if _close(cheap):
         return _finish(cheap, start, stage="cheap", status="optimal")
+    if race and mip:
+        return _race(net, region, query, cheap, sampled.witness, start=start, time_limit=time_limit, solver=solver,
+                     seed=seed, workers=workers, progress=progress)
     left = _left(time_limit, start)
     bab = bab_lipschitz(net, region, query, time_limit=None if left is None else BAB_SHARE * left,
                         incumbent=sampled.witness, workers=workers, progress=progress)
@@ -86,14 +95,70 @@ def auto_lipschitz(
                        bab=bab_details)
     from lipmip.mip import mip_lipschitz
 
-    bounds = "lp" if net.num_relus <= LP_BOUNDS_MAX_RELUS else "linear"
-    solved = mip_lipschitz(net, region, query, solver=solver, time_limit=_left(time_limit, start), bounds=bounds,
-                           incumbent=best_witness(sampled.witness, bab.witness), seed=seed, progress=progress)
+    solved = mip_lipschitz(net, region, query, time_limit=_left(time_limit, start),
+                           incumbent=best_witness(sampled.witness, bab.witness), progress=progress,
+                           **_mip_options(net, solver, seed))
     combined = LipschitzBound.combine(cheap, bab, solved, method="auto")
-    mip_details = {k: solved.details.get(k) for k in ("solver", "solver_status", "bounds", "unstable_relus",
-                                                      "binaries", "nodes", "solver_seconds")}
     return _finish(combined, start, stage="mip", status="optimal" if _close(combined) else solved.status,
-                   bab=bab_details, mip=mip_details)
+                   bab=bab_details, mip=_mip_details(solved))
+
+
+def _race(net: Network, region: Region, query: Query, cheap: LipschitzBound, seed_witness: Witness | None, *,
+          start: float, time_limit: float | None, solver: str, seed: int, workers: int,
+          progress: Progress | None) -> LipschitzBound:
+    """The MIP in a second (``spawn``ed) process and the branch and bound
+    here, both from the sampled witness and with the whole time left. The
+    branch and bound stops as soon as the MIP's answer closes the interval;
+    when the branch and bound closes it first, the MIP's process is
+    terminated. The result combines whatever finished: every part is sound
+    on its own. ``details["winner"]`` names the engine that closed the
+    interval (None when neither did)."""
+    import multiprocessing
+
+    from lipmip.mip import mip_lipschitz
+    from lipmip.regions.bab import bab_lipschitz
+
+    left = _left(time_limit, start)
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        job = pool.apply_async(mip_lipschitz, (net, region, query),
+                               {"time_limit": left, "incumbent": seed_witness, **_mip_options(net, solver, seed)})
+
+        def mip_closed() -> bool:
+            return job.ready() and job.successful() and _close(job.get())
+
+        bab = bab_lipschitz(net, region, query, time_limit=left, incumbent=seed_witness, workers=workers,
+                            stop=mip_closed, progress=progress)
+        parts = [cheap, bab]
+        if _close(LipschitzBound.combine(cheap, bab)):
+            winner = "bab"
+            pool.terminate()
+        else:
+            remaining = _left(time_limit, start)
+            try:
+                solved = job.get(timeout=None if remaining is None else remaining + _RACE_GRACE)
+            except multiprocessing.TimeoutError:
+                pool.terminate()
+                solved = None
+            if solved is not None:
+                parts.append(solved)
+            winner = "mip" if solved is not None and _close(solved) else None
+    combined = LipschitzBound.combine(*parts, method="auto")
+    details: dict[str, Any] = {"winner": winner,
+                               "bab": {k: bab.details.get(k) for k in ("nodes", "leaves", "lps", "unstable_neurons")}}
+    if len(parts) == 3:
+        details["mip"] = _mip_details(parts[2])
+    status = "optimal" if _close(combined) else parts[-1].status
+    return _finish(combined, start, stage="race", status=status, **details)
+
+
+def _mip_options(net: Network, solver: str, seed: int) -> dict[str, Any]:
+    """The MIP stage's options: LP neuron bounds up to LP_BOUNDS_MAX_RELUS ReLUs."""
+    return {"solver": solver, "seed": seed, "bounds": "lp" if net.num_relus <= LP_BOUNDS_MAX_RELUS else "linear"}
+
+
+def _mip_details(solved: LipschitzBound) -> dict[str, Any]:
+    return {k: solved.details.get(k) for k in ("solver", "solver_status", "bounds", "unstable_relus", "binaries",
+                                               "nodes", "solver_seconds")}
 
 
 def _left(time_limit: float | None, start: float) -> float | None:

@@ -191,7 +191,7 @@ def _cmd_bound(args: argparse.Namespace) -> int:
     given = {"samples": args.samples, "seed": args.seed, "max_regions": args.max_regions, "time_limit": args.time_limit,
              "solver": args.solver, "encoding": args.encoding, "bounds": args.bounds, "partitions": args.partitions,
              "rescale": args.rescale, "formulation": args.formulation,
-             "node_limit": args.node_limit, "workers": args.workers}
+             "node_limit": args.node_limit, "workers": args.workers, "race": args.race or None}
     accepted = accepted_options(args.method)
     options = {k: v for k, v in given.items() if v is not None and k in accepted}
     with SolveProgress(args.method) as progress:
@@ -279,6 +279,8 @@ def build_parser() -> argparse.ArgumentParser:
     how.add_argument("--node-limit", type=int, metavar="N", help="nodes to split before stopping (bab)")
     how.add_argument("--workers", type=int, metavar="N",
                      help="processes sharing the branch and bound (bab, auto; default 1); the value does not depend on it")
+    how.add_argument("--race", action="store_true",
+                     help="auto: run the MIP in a second process beside the branch and bound; the first to close wins")
     how.add_argument("--solver", choices=["auto", "highs", "scip", "gurobi"], help="MIP solver (mip; default auto)")
     how.add_argument("--encoding", choices=["bigm", "partition"], help="ReLU encoding (mip; default bigm)")
     how.add_argument("--partitions", type=int, metavar="P", help="groups per neuron for --encoding partition (default 2)")

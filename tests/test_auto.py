@@ -97,3 +97,31 @@ def test_a_given_incumbent_is_recertified_not_trusted():
         res = method(net, region, query, incumbent=outside, node_limit=0) if method is bab_lipschitz \
             else method(net, region, query, incumbent=outside, time_limit=0.0)
         assert res.lower <= exact, method.__name__
+
+
+def test_racing_the_engines_gives_the_exact_value():
+    """race=True: the MIP in a second process beside the branch and bound;
+    whichever closes the interval first answers, and the result is exact."""
+    net = lipmip.examples.digits_network()
+    X, _ = lipmip.examples.digits_test_data()
+    result = lipmip.lipschitz(net, lipmip.Ball(X[0], 0.05, "inf"), lipmip.Query.margin(7, 9, 10), race=True)
+    assert result.details["stage"] == "race" and result.details["winner"] in ("bab", "mip")
+    assert result.status == "optimal" and result.lower == pytest.approx(313.4630539, rel=1e-9)
+    assert result.upper - result.lower <= 1e-6 * result.upper
+
+
+def test_a_stopped_branch_and_bound_still_brackets():
+    """The stop request auto's race uses ends the search with a sound bracket."""
+    from lipmip.regions.bab import bab_lipschitz
+
+    net = lipmip.examples.digits_network()
+    X, _ = lipmip.examples.digits_test_data()
+    calls = []
+
+    def stop_after_five():
+        calls.append(1)
+        return len(calls) > 5
+
+    result = bab_lipschitz(net, lipmip.Ball(X[3], 0.08, "inf"), lipmip.Query.margin(7, 3, 10), stop=stop_after_five)
+    assert result.status == "stopped" and len(calls) == 6
+    assert result.lower <= 278.68902134 <= result.upper

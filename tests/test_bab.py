@@ -423,6 +423,7 @@ def test_progress_is_rate_limited(monkeypatch):
         ({"workers": 0}, "workers"),
         ({"workers": 1.5}, "workers"),
         ({"workers": True}, "workers"),
+        ({"stop": 3}, "stop"),
     ],
 )
 def test_bad_options(options, match):

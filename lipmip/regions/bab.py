@@ -277,6 +277,7 @@ class _BranchAndBound(RegionEnumerator):
         self._deadline = math.inf
         self._node_limit: int | None = None
         self._progress: Progress | None = None
+        self._stop: Callable[[], bool] | None = None
         self._last_progress = 0.0
         # set by the parallel driver (lipmip.regions.bab_parallel): the incumbent value and the node count
         # shared by every worker (objects with a .value and a .get_lock()), or None
@@ -292,17 +293,19 @@ class _BranchAndBound(RegionEnumerator):
         time_limit: float | None,
         node_limit: int | None,
         progress: Progress | None,
+        stop: Callable[[], bool] | None = None,
     ) -> None:
         """Run the search from the root (``seed``: a verified starting
         incumbent) until it finishes or a limit stops it (``self.stopped``)."""
-        self.search_begin(seed, start=start, time_limit=time_limit, node_limit=node_limit, progress=progress)
+        self.search_begin(seed, start=start, time_limit=time_limit, node_limit=node_limit, progress=progress,
+                          stop=stop)
         self.run()
 
     def search_begin(self, seed: Witness | None, *, start: float, time_limit: float | None, node_limit: int | None,
-                     progress: Progress | None) -> None:
+                     progress: Progress | None, stop: Callable[[], bool] | None = None) -> None:
         """Set the limits, take ``seed`` as the incumbent and queue the root
         with its bound; :meth:`run` goes on from there."""
-        self.set_limits(start=start, time_limit=time_limit, node_limit=node_limit, progress=progress)
+        self.set_limits(start=start, time_limit=time_limit, node_limit=node_limit, progress=progress, stop=stop)
         if seed is not None:
             self._improve(seed)
         root = self._root()
@@ -322,13 +325,15 @@ class _BranchAndBound(RegionEnumerator):
         self.stopped = None
 
     def set_limits(self, *, start: float, time_limit: float | None, node_limit: int | None,
-                   progress: Progress | None) -> None:
-        """The limits (counted from ``start``, a ``time.perf_counter()``) and
-        the progress callback of the next :meth:`run`."""
+                   progress: Progress | None, stop: Callable[[], bool] | None = None) -> None:
+        """The limits (counted from ``start``, a ``time.perf_counter()``), the
+        progress callback and the ``stop`` request (checked before each node)
+        of the next :meth:`run`."""
         self._start = start
         self._deadline = math.inf if time_limit is None else start + time_limit
         self._node_limit = node_limit
         self._progress = progress
+        self._stop = stop
         self._last_progress = time.perf_counter()
 
     def run(self, *, until_open: int | None = None) -> None:
@@ -337,8 +342,9 @@ class _BranchAndBound(RegionEnumerator):
         while self.open and self.stopped is None:
             if until_open is not None and len(self.open) >= until_open:
                 return
-            if time.perf_counter() > self._deadline:
-                self.stopped = "time_limit"
+            reason = self._limit_reached()
+            if reason is not None:
+                self.stopped = reason
                 break
             self._report()
             item, from_stack = self.open.pop()
@@ -441,6 +447,8 @@ class _BranchAndBound(RegionEnumerator):
             return "node_limit"
         if time.perf_counter() > self._deadline:
             return "time_limit"
+        if self._stop is not None and self._stop():
+            return "stopped"
         return None
 
     def _report(self) -> None:
@@ -752,7 +760,8 @@ def _spectral_upper(B: np.ndarray) -> float:
 
 
 def _check_options(
-    time_limit: Any, node_limit: Any, max_queue: Any, branching: Any, bounds: Any, vertices: Any, progress: Any
+    time_limit: Any, node_limit: Any, max_queue: Any, branching: Any, bounds: Any, vertices: Any, progress: Any,
+    stop: Any,
 ) -> None:
     if time_limit is not None and (
         isinstance(time_limit, bool) or not isinstance(time_limit, (int, float, np.integer, np.floating))
@@ -775,6 +784,8 @@ def _check_options(
         raise InvalidQueryError(f"vertices must be an integer from 0 to {_MAX_VERTICES} or None, got {vertices!r}")
     if progress is not None and not callable(progress):
         raise InvalidQueryError(f"progress must be a callable (seconds, incumbent, bound) or None, got {progress!r}")
+    if stop is not None and not callable(stop):
+        raise InvalidQueryError(f"stop must be a callable returning a bool, or None, got {stop!r}")
 
 
 def check_workers(workers: Any) -> None:
@@ -798,6 +809,7 @@ def bab_lipschitz(
     vertices: int | None = None,
     incumbent: Witness | None = None,
     workers: int = 1,
+    stop: Callable[[], bool] | None = None,
     progress: Progress | None = None,
 ) -> LipschitzBound:
     """Certified ``[lower, upper]`` on the local Lipschitz constant of ``query``
@@ -833,7 +845,7 @@ def bab_lipschitz(
     if not isinstance(query, Query):
         raise InvalidQueryError(f"query must be a lipmip.Query, got {type(query).__name__}")
     query.check_network(net)
-    _check_options(time_limit, node_limit, max_queue, branching, bounds, vertices, progress)
+    _check_options(time_limit, node_limit, max_queue, branching, bounds, vertices, progress, stop)
     check_workers(workers)
     if incumbent is None:
         seed_witness, seed_from = sample_lower_bound(net, region, query, samples=samples, seed=seed).witness, "sample"
@@ -846,13 +858,13 @@ def bab_lipschitz(
     limits = {"time_limit": None if time_limit is None else float(time_limit),
               "node_limit": None if node_limit is None else int(node_limit)}
     if workers == 1:
-        search.search(seed_witness, start=start, progress=progress, **limits)
+        search.search(seed_witness, start=start, progress=progress, stop=stop, **limits)
         outcome = search.outcome()
     else:
         from lipmip.regions.bab_parallel import parallel_search
 
         outcome = parallel_search(search, seed_witness, workers=int(workers), options=options, start=start,
-                                  progress=progress, **limits)
+                                  progress=progress, stop=stop, **limits)
     lower = outcome.incumbent
     upper = outcome.upper
     if not upper >= 0:  # pragma: no cover - some cell of a region with interior always survives

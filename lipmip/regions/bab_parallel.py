@@ -56,6 +56,7 @@ def parallel_search(
     time_limit: float | None,
     node_limit: int | None,
     progress: Progress | None,
+    stop: Any = None,
 ) -> Outcome:
     """Run ``search`` (a fresh :class:`~lipmip.regions.bab._BranchAndBound`
     with the constructor ``options``) from ``seed`` on ``workers`` processes;
@@ -64,7 +65,7 @@ def parallel_search(
     shared_incumbent = context.Value("d", 0.0 if seed is None else float(seed.value))
     shared_nodes = context.Value("q", 0)
     search.shared_incumbent, search.shared_nodes = shared_incumbent, shared_nodes
-    search.search_begin(seed, start=start, time_limit=time_limit, node_limit=node_limit, progress=progress)
+    search.search_begin(seed, start=start, time_limit=time_limit, node_limit=node_limit, progress=progress, stop=stop)
     search.run(until_open=NODES_PER_WORKER * workers)
     if not search.open or search.stopped is not None:
         return search.outcome()
@@ -77,6 +78,12 @@ def parallel_search(
         pending = {i: pool.apply_async(_worker_run, (chunk, outcome.witness, deadline, node_limit))
                    for i, chunk in enumerate(chunks)}
         while pending:
+            if stop is not None and stop():
+                pool.terminate()  # the parts still running stay open: their chunks' bounds count
+                outcome.stopped = "stopped"
+                outcome.open_bound = max([outcome.open_bound] + [max(item.bound for item in chunks[i]) for i in pending])
+                outcome.open_nodes += sum(len(chunks[i]) for i in pending)
+                break
             for i in [i for i, job in pending.items() if job.ready()]:
                 outcome = outcome.merge(pending.pop(i).get())
             if progress is not None:
