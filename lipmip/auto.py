@@ -116,10 +116,11 @@ def _race(net: Network, region: Region, query: Query, cheap: LipschitzBound, see
     import multiprocessing
 
     from lipmip.mip import mip_lipschitz
+    from lipmip.processes import worker_pool
     from lipmip.regions.bab import bab_lipschitz
 
     left = _left(time_limit, start)
-    with multiprocessing.get_context("spawn").Pool(1) as pool:
+    with worker_pool(1) as pool:
         job = pool.apply_async(mip_lipschitz, (net, region, query),
                                {"time_limit": left, "incumbent": seed_witness, **_mip_options(net, solver, seed)})
 
