@@ -2,7 +2,8 @@
 
 :class:`SolveProgress` is a :data:`~lipmip.solvers.base.Progress` callback
 (``seconds, incumbent, bound``) that keeps one line on stderr up to date
-(tqdm draws it): elapsed time, incumbent, bound and gap. When the stream is
+(tqdm draws it): elapsed time, open nodes (branch and bound), incumbent,
+bound and gap. When the stream is
 not a terminal it draws nothing, so logs and pipes stay clean.
 """
 
@@ -37,12 +38,18 @@ class SolveProgress:
         self._bar = tqdm(total=None, file=stream, bar_format="{desc}", leave=False, disable=not enabled,
                          dynamic_ncols=True)
 
-    def __call__(self, seconds: float, incumbent: float | None, bound: float | None) -> None:
-        self._bar.set_description_str(self.describe(seconds, incumbent, bound))
+    def __call__(self, seconds: float, incumbent: float | None, bound: float | None, *,
+                 open_nodes: int | None = None) -> None:
+        self._bar.set_description_str(self.describe(seconds, incumbent, bound, open_nodes=open_nodes))
 
-    def describe(self, seconds: float, incumbent: float | None, bound: float | None) -> str:
-        """The status text, e.g. ``mip 12.3 s  incumbent 313.46  bound 320.1  gap 2.1%``."""
-        parts = [f"{self.label} {seconds:6.1f} s", f"incumbent {_number(incumbent)}", f"bound {_number(bound)}"]
+    def describe(self, seconds: float, incumbent: float | None, bound: float | None, *,
+                 open_nodes: int | None = None) -> str:
+        """The status text, e.g. ``bab 12.3 s  open 41  incumbent 313.46  bound 320.1  gap 2.1%``
+        (``open`` when the caller counts open nodes: the branch and bound)."""
+        parts = [f"{self.label} {seconds:6.1f} s"]
+        if open_nodes is not None:
+            parts.append(f"open {open_nodes}")
+        parts += [f"incumbent {_number(incumbent)}", f"bound {_number(bound)}"]
         if incumbent is not None and bound is not None and math.isfinite(bound) and bound > 0:
             parts.append(f"gap {max(0.0, (bound - incumbent) / bound):.2%}")
         return "  ".join(parts)

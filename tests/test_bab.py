@@ -389,6 +389,24 @@ def test_progress_reports_sound_numbers(monkeypatch):
         assert bound >= oracle.lower * (1 - 1e-12)
 
 
+def test_progress_counts_open_nodes_when_the_callback_takes_them(monkeypatch):
+    """A callback with an ``open_nodes`` keyword (as SolveProgress) gets the
+    queue's size; the status line shows it."""
+    from lipmip.progress import SolveProgress
+
+    monkeypatch.setattr(bab_module, "PROGRESS_EVERY", 0.0)
+    calls = []
+
+    def progress(seconds, incumbent, bound, *, open_nodes=None):
+        calls.append(open_nodes)
+
+    bab_lipschitz(random_net(6, [2, 8, 8, 1]), Box(-np.ones(2), np.ones(2)), Query.output(0, 1, 1), samples=0,
+                  progress=progress)
+    assert calls and all(isinstance(n, int) and n >= 0 for n in calls) and max(calls) > 0
+    line = SolveProgress("bab", enabled=False).describe(1.0, 2.0, 3.0, open_nodes=7)
+    assert "open 7  incumbent 2  bound 3" in line
+
+
 def test_progress_is_rate_limited(monkeypatch):
     class Clock:  # every reading of the clock advances it by 0.05 s
         now = 0.0

@@ -73,6 +73,7 @@ then that leaf's own rounding bound, e.g. for a gradient that cancels to
 from __future__ import annotations
 
 import heapq
+import inspect
 import math
 import time
 from dataclasses import dataclass
@@ -457,7 +458,8 @@ class _BranchAndBound(RegionEnumerator):
         now = time.perf_counter()
         if now - self._last_progress >= PROGRESS_EVERY:
             self._last_progress = now
-            self._progress(now - self._start, self.incumbent if self.witness is not None else None, self.upper())
+            report_progress(self._progress, now - self._start, self.incumbent if self.witness is not None else None,
+                            self.upper(), len(self.open))
 
     # ------------------------------------------------------------------ feasibility
     def _settle(self, item: _Open) -> bool:
@@ -786,6 +788,19 @@ def _check_options(
         raise InvalidQueryError(f"progress must be a callable (seconds, incumbent, bound) or None, got {progress!r}")
     if stop is not None and not callable(stop):
         raise InvalidQueryError(f"stop must be a callable returning a bool, or None, got {stop!r}")
+
+
+def report_progress(progress: Progress, seconds: float, incumbent: float | None, bound: float, open_nodes: int) -> None:
+    """``progress(seconds, incumbent, bound)``, with ``open_nodes=`` as well
+    when the callback takes that keyword (as :class:`lipmip.progress.SolveProgress` does)."""
+    try:
+        takes = "open_nodes" in inspect.signature(progress).parameters
+    except (TypeError, ValueError):  # a callable without a signature
+        takes = False
+    if takes:
+        progress(seconds, incumbent, bound, open_nodes=open_nodes)
+    else:
+        progress(seconds, incumbent, bound)
 
 
 def check_workers(workers: Any) -> None:

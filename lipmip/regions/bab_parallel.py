@@ -34,7 +34,7 @@ from lipmip.domains import Region
 from lipmip.network import Network
 from lipmip.processes import SPAWN, worker_pool
 from lipmip.query import Query
-from lipmip.regions.bab import Outcome, Progress, _BranchAndBound, _Open, _OpenNodes
+from lipmip.regions.bab import Outcome, Progress, _BranchAndBound, _Open, _OpenNodes, report_progress
 from lipmip.result import Witness
 
 __all__ = ["parallel_search", "NODES_PER_WORKER", "CHUNKS_PER_WORKER"]
@@ -90,8 +90,9 @@ def parallel_search(
                 outcome = outcome.merge(pending.pop(i).get())
             if progress is not None:
                 open_bound = max((max(item.bound for item in chunks[i]) for i in pending), default=-math.inf)
-                progress(time.perf_counter() - start, outcome.incumbent if outcome.witness is not None else None,
-                         max(outcome.upper, open_bound))
+                report_progress(progress, time.perf_counter() - start,
+                                outcome.incumbent if outcome.witness is not None else None, max(outcome.upper, open_bound),
+                                outcome.open_nodes + sum(len(chunks[i]) for i in pending))
             if pending:
                 next(iter(pending.values())).wait(_POLL)
     return outcome
