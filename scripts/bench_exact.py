@@ -32,8 +32,6 @@ import argparse
 import json
 import math
 import statistics
-import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -114,20 +112,8 @@ def solve_one(spec: dict, method: str, time_limit: float, shared: Path) -> dict:
 
 # ------------------------------------------------------------------ parent side
 def run_in_subprocess(job: Job, time_limit: float, shared: Path) -> dict:
-    payload = json.dumps({"spec": job.instance.spec, "method": job.method, "time_limit": time_limit,
-                          "shared": str(shared)})
-    hard = 3 * time_limit + 120
-    start = time.perf_counter()
-    try:
-        done = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--worker", payload],
-                              capture_output=True, text=True, timeout=hard, cwd=REPO)
-    except subprocess.TimeoutExpired:
-        return {"status": "killed", "message": f"no answer after {hard:.0f} s", "seconds": time.perf_counter() - start}
-    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
-    if done.returncode != 0 or not lines:
-        tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
-        return {"status": "crashed", "message": " / ".join(tail), "seconds": time.perf_counter() - start}
-    return {**json.loads(lines[-1]), "wall_seconds": time.perf_counter() - start}
+    payload = {"spec": job.instance.spec, "method": job.method, "time_limit": time_limit, "shared": str(shared)}
+    return bench_mip.run_worker(Path(__file__), payload, time_limit)
 
 
 def solved(record: dict | None) -> bool:

@@ -332,12 +332,19 @@ def solver_usable(name: str) -> bool:
 
 
 def run_in_subprocess(run: Run, shared: Path) -> dict:
-    """One run in a fresh interpreter; a hung run is killed after a generous wall-clock limit."""
+    """One run in a fresh interpreter."""
     job = {"spec": run.instance.spec, "options": run.options, "shared": str(shared)}
-    hard = 3 * float(run.options["time_limit"]) + 120
+    return run_worker(Path(__file__), job, float(run.options["time_limit"]))
+
+
+def run_worker(script: Path, job: dict, time_limit: float) -> dict:
+    """``python script --worker JOB`` in a fresh interpreter: the JSON record it prints last, with
+    ``wall_seconds``; a run that hangs is killed after a generous wall-clock limit (status ``killed``), one
+    that fails gives status ``crashed`` with the end of its output."""
+    hard = 3 * time_limit + 120
     start = time.perf_counter()
     try:
-        done = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(job)],
+        done = subprocess.run([sys.executable, str(script.resolve()), "--worker", json.dumps(job)],
                               capture_output=True, text=True, timeout=hard, cwd=REPO)
     except subprocess.TimeoutExpired:
         return {"status": "killed", "message": f"no answer after {hard:.0f} s", "seconds": time.perf_counter() - start}
