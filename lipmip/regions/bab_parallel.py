@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any
+from typing import Any, Callable
 
 from lipmip.domains import Region
 from lipmip.network import Network
@@ -59,7 +59,7 @@ def parallel_search(
     time_limit: float | None,
     node_limit: int | None,
     progress: Progress | None,
-    stop: Any = None,
+    stop: Callable[[], bool] | None = None,
 ) -> Outcome:
     """Run ``search`` (a fresh :class:`~lipmip.regions.bab._BranchAndBound`
     with the constructor ``options``) from ``seed`` on ``workers`` processes;
