@@ -131,20 +131,14 @@ def _exact_quotient(net: Network, query: Query, a: np.ndarray, b: np.ndarray) ->
     """``‖q(a) - q(b)‖ / ‖a - b‖_α`` from an exact rational evaluation of the
     network at both points, rounded down (ℓ2 norms: the numerator rounded down
     and the distance up by integer square roots). 0.0 when not positive."""
-    ya, ea = _exact_forward(net, a)
-    yb, eb = _exact_forward(net, b)
-    e = min(ea, eb)
-    dy = np.array([u << (ea - e) for u in ya], dtype=object) - np.array([v << (eb - e) for v in yb], dtype=object)
+    dy, e = _difference(*_exact_forward(net, a), *_exact_forward(net, b))
     if query.c is None:
-        top, top_exp = _norm_down(dy, e, query.output_norm)
+        top, top_exp = _integer_norm(dy, query.output_norm, up=False), e
     else:
         c, ec = _dyadic(query.c)
         top, top_exp = abs(int(c.dot(dy))), ec + e
-    na, ea2 = _dyadic(a)
-    nb, eb2 = _dyadic(b)
-    ed = min(ea2, eb2)
-    diff = np.array([u << (ea2 - ed) for u in na], dtype=object) - np.array([v << (eb2 - ed) for v in nb], dtype=object)
-    bottom, bottom_exp = _norm_up(diff, ed, query.input_norm)
+    diff, bottom_exp = _difference(*_dyadic(a), *_dyadic(b))
+    bottom = _integer_norm(diff, query.input_norm, up=True)
     if top <= 0 or bottom <= 0:
         return 0.0
     value = Fraction(top, bottom) * Fraction(2) ** (top_exp - bottom_exp)
@@ -152,26 +146,24 @@ def _exact_quotient(net: Network, query: Query, a: np.ndarray, b: np.ndarray) ->
     return float(np.nextafter(down, 0.0)) if Fraction(down) > value else down
 
 
-def _norm_down(v: np.ndarray, e: int, p: float) -> tuple[int, int]:
-    """A lower bound ``n · 2**e'`` on ``‖v · 2**e‖_p``, as ``(n, e')``."""
-    mags = [abs(int(t)) for t in v]
-    if p == math.inf:
-        return max(mags, default=0), e
-    if p == 1.0:
-        return sum(mags), e
-    return math.isqrt(sum(m * m for m in mags)), e  # floor(sqrt(N)) 2**e <= sqrt(N) 2**e
+def _difference(u: np.ndarray, eu: int, v: np.ndarray, ev: int) -> tuple[np.ndarray, int]:
+    """``u · 2**eu - v · 2**ev`` exactly, as ``(n, e)`` (integer object arrays)."""
+    e = min(eu, ev)
+    return np.array([t << (eu - e) for t in u], dtype=object) - np.array([t << (ev - e) for t in v], dtype=object), e
 
 
-def _norm_up(v: np.ndarray, e: int, p: float) -> tuple[int, int]:
-    """An upper bound ``n · 2**e'`` on ``‖v · 2**e‖_p``, as ``(n, e')``."""
+def _integer_norm(v: np.ndarray, p: float, *, up: bool) -> int:
+    """The ``p``-norm of the integer vector ``v`` where it is an integer (ℓ1,
+    ℓ∞); for ℓ2 the integer square root, rounded up (``up``) or down, so
+    that ``n · 2**e`` bounds ``‖v · 2**e‖`` from that side."""
     mags = [abs(int(t)) for t in v]
     if p == math.inf:
-        return max(mags, default=0), e
+        return max(mags, default=0)
     if p == 1.0:
-        return sum(mags), e
+        return sum(mags)
     total = sum(m * m for m in mags)
     root = math.isqrt(total)
-    return (root if root * root == total else root + 1), e
+    return root + 1 if up and root * root != total else root
 
 
 def _max_step(region: Region, x: np.ndarray, d: np.ndarray) -> float:
