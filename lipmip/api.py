@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import math
 from typing import Any, Callable
@@ -17,54 +18,41 @@ from lipmip.result import LipschitzBound
 __all__ = ["lipschitz", "default_query", "accepted_options", "METHODS"]
 
 
-def _auto(net: Network, region: Region, query: Query, **options: Any) -> LipschitzBound:
-    from lipmip.auto import auto_lipschitz
-
-    return auto_lipschitz(net, region, query, **options)
-
-
-def _bab(net: Network, region: Region, query: Query, **options: Any) -> LipschitzBound:
-    from lipmip.regions.bab import bab_lipschitz
-
-    return bab_lipschitz(net, region, query, **options)
+# methods whose modules load solvers or the search engines: imported on first use
+_LAZY = {"auto": ("lipmip.auto", "auto_lipschitz"), "mip": ("lipmip.mip", "mip_lipschitz"),
+         "bab": ("lipmip.regions.bab", "bab_lipschitz")}
 
 
-def _mip(net: Network, region: Region, query: Query, **options: Any) -> LipschitzBound:
-    from lipmip.mip import mip_lipschitz  # imports the solver backends only when used
+def _implementation(method: str) -> Callable[..., LipschitzBound]:
+    """The function behind ``method`` (its keyword-only parameters are the method's options)."""
+    if method in _LAZY:
+        module, name = _LAZY[method]
+        return getattr(importlib.import_module(module), name)
+    return METHODS[method]
 
-    return mip_lipschitz(net, region, query, **options)
+
+def _lazy(method: str) -> Callable[..., LipschitzBound]:
+    def call(net: Network, region: Region, query: Query, **options: Any) -> LipschitzBound:
+        return _implementation(method)(net, region, query, **options)
+
+    call.__name__ = f"{method}_lipschitz"
+    return call
 
 
 METHODS: dict[str, Callable[..., LipschitzBound]] = {
-    "auto": _auto,
+    "auto": _lazy("auto"),
     "sample": sample_lower_bound,
     "naive": product_upper_bound,
     "interval": interval_jacobian_upper_bound,
     "enumerate": exact_lipschitz_by_enumeration,
-    "mip": _mip,
-    "bab": _bab,
+    "mip": _lazy("mip"),
+    "bab": _lazy("bab"),
 }
-
-def _option_source(method: str) -> Callable[..., LipschitzBound]:
-    """The function whose keyword-only parameters are ``method``'s options."""
-    if method == "mip":
-        from lipmip.mip import mip_lipschitz
-
-        return mip_lipschitz
-    if method == "auto":
-        from lipmip.auto import auto_lipschitz
-
-        return auto_lipschitz
-    if method == "bab":
-        from lipmip.regions.bab import bab_lipschitz
-
-        return bab_lipschitz
-    return METHODS[method]
 
 
 def accepted_options(method: str) -> list[str]:
     """The keyword options ``method`` takes."""
-    fn = _option_source(method)
+    fn = _implementation(method)
     return [name for name, p in inspect.signature(fn).parameters.items() if p.kind is inspect.Parameter.KEYWORD_ONLY]
 
 
