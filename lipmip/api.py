@@ -12,15 +12,14 @@ from lipmip.errors import InvalidQueryError, LipmipError
 from lipmip.estimate import interval_jacobian_upper_bound, product_upper_bound, sample_lower_bound
 from lipmip.network import Network
 from lipmip.query import Query
-from lipmip.regions import exact_lipschitz_by_enumeration
+from lipmip.regions import bab_lipschitz, exact_lipschitz_by_enumeration
 from lipmip.result import LipschitzBound
 
 __all__ = ["lipschitz", "default_query", "accepted_options", "METHODS"]
 
 
-# methods whose modules load solvers or the search engines: imported on first use
-_LAZY = {"auto": ("lipmip.auto", "auto_lipschitz"), "mip": ("lipmip.mip", "mip_lipschitz"),
-         "bab": ("lipmip.regions.bab", "bab_lipschitz")}
+# methods whose modules load the solver backends: imported on first use
+_LAZY = {"auto": ("lipmip.auto", "auto_lipschitz"), "mip": ("lipmip.mip", "mip_lipschitz")}
 
 
 def _implementation(method: str) -> Callable[..., LipschitzBound]:
@@ -46,7 +45,7 @@ METHODS: dict[str, Callable[..., LipschitzBound]] = {
     "interval": interval_jacobian_upper_bound,
     "enumerate": exact_lipschitz_by_enumeration,
     "mip": _lazy("mip"),
-    "bab": _lazy("bab"),
+    "bab": bab_lipschitz,
 }
 
 

@@ -34,6 +34,7 @@ from lipmip.domains import Region
 from lipmip.estimate import interval_jacobian_upper_bound, product_upper_bound, sample_lower_bound
 from lipmip.network import Network
 from lipmip.query import Query
+from lipmip.regions.bab import bab_lipschitz, check_workers
 from lipmip.result import LipschitzBound, Witness
 from lipmip.solvers.base import Progress
 from lipmip.witness import best_witness
@@ -69,8 +70,6 @@ def auto_lipschitz(
     :func:`_race`). ``status`` is
     ``"optimal"`` when the interval closed (to 1e-6 relative), else that of
     the last stage that ran (``"time_limit"``, ``"bounded"``, ...)."""
-    from lipmip.regions.bab import bab_lipschitz, check_workers  # the search engines load only when needed
-
     check_workers(workers)
     start = time.perf_counter()
     sampled = sample_lower_bound(net, region, query, samples=samples, seed=seed)
@@ -117,7 +116,6 @@ def _race(net: Network, region: Region, query: Query, cheap: LipschitzBound, see
 
     from lipmip.mip import mip_lipschitz
     from lipmip.processes import worker_pool
-    from lipmip.regions.bab import bab_lipschitz
 
     left = _left(time_limit, start)
     with worker_pool(1) as pool:
