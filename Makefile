@@ -9,7 +9,7 @@ PIP    := $(BIN)/python -m pip
 DEMO_MODEL := lipmip/data/digits_mlp.npz
 DEMO_DATA  := lipmip/data/digits_test.npz
 # extras installed for the test suite (torch pinned to the CPU build in setup.cfg)
-TEST_EXTRAS := test,torch,jax-models
+TEST_EXTRAS := test,torch,jax-models,dask,report
 
 .PHONY: demo test venv clean
 
