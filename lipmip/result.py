@@ -65,6 +65,12 @@ class LipschitzBound:
             )
 
     @property
+    def certified(self) -> bool:
+        """Whether this result certifies anything: False for a pure estimate
+        (``lower`` and ``upper`` both empty, e.g. CLEVER)."""
+        return self.lower is not None or self.upper is not None
+
+    @property
     def gap(self) -> float:
         """``upper - lower`` (inf when a side is missing)."""
         if self.lower is None or self.upper is None:
@@ -132,6 +138,7 @@ class LipschitzBound:
             "upper": self.upper,
             "gap": None if math.isinf(self.gap) else self.gap,
             "status": self.status,
+            "certified": self.certified,
             "method": self.method,
             "solver": self.solver,
             "seconds": self.seconds,

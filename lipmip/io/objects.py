@@ -44,6 +44,8 @@ __all__ = [
     "ReluOp",
     "as_float64",
     "comes_from",
+    "is_identity_function",
+    "linen_pairs",
     "load_object",
     "network_from_ops",
 ]
@@ -287,14 +289,14 @@ def _load_mapping(
         if layout not in (None, "out_in"):
             raise ModelFormatError("a PyTorch state dict stores W as (out, in); layout must be 'out_in'")
         return network_from_state_dict(params, activations=activations, input_shape=input_shape, name=name)
-    pairs = _orient(_linen_pairs(params), layout or "in_out")
+    pairs = _orient(linen_pairs(params), layout or "in_out")
     return Network.from_params(pairs, activations, input_shape=input_shape, name=name)
 
 
 _NUMBERED = re.compile(r"^(.*?)_?(\d+)$")
 
 
-def _linen_pairs(variables: Mapping) -> list[tuple[Any, Any]]:
+def linen_pairs(variables: Mapping) -> list[tuple[Any, Any]]:
     """The ``(kernel, bias)`` pairs of a linen parameter dict, in the numeric
     order of the layer names' suffixes (``Dense_2`` before ``Dense_10``)."""
     if "params" in variables:
@@ -340,7 +342,7 @@ def _check_dense_entry(key: Any, entry: Any) -> None:
 # ---------------------------------------------------------------------- JAX activations
 
 
-def _is_identity_function(fn: Any) -> bool:
+def is_identity_function(fn: Any) -> bool:
     """True for a plain Python function that returns its single argument
     unchanged (``lambda x: x``), recognised from its bytecode."""
     if not inspect.isfunction(fn):
@@ -358,7 +360,7 @@ def _jax_activation_ops(fn: Any, where: str, source: str) -> list[Op]:
 
     if fn is jax.nn.relu:
         return [ReluOp(where)]
-    if _is_identity_function(fn):
+    if is_identity_function(fn):
         return []
     label = getattr(fn, "__name__", None) or type(fn).__name__
     raise UnsupportedOperatorError(

@@ -91,7 +91,9 @@ def dual_norm_value(g: jax.Array, input_norm: float) -> jax.Array:
         return jnp.sum(jnp.abs(g))
     if input_norm == 1.0:
         return jnp.max(jnp.abs(g))
-    return jnp.sqrt(jnp.sum(g * g))
+    squares = jnp.sum(g * g)
+    positive = squares > 0  # keeps the derivative finite (0) at g = 0, where sqrt's is not
+    return jnp.where(positive, jnp.sqrt(jnp.where(positive, squares, 1.0)), 0.0)
 
 
 def operator_norm_value(J: jax.Array, norm: float) -> jax.Array:
