@@ -183,7 +183,8 @@ def test_region_walk_climbs_to_the_steepest_piece():
     walk = region_walk(net, query, region, np.array([[-0.5]]))
     assert walk.values[0] == 7.0 and walk.moves >= 1  # every hyperplane is a candidate: it may jump straight there
     assert walk.start_values[0] == 0.0
-    assert region.contains(walk.points[0])
+    assert np.all(region.contains(walk.points))
+    assert list(walk.values) == sorted(walk.values, reverse=True) and len(set(walk.values)) == len(walk.values)
 
 
 def test_sample_walk_never_lowers_the_bound():

@@ -1,12 +1,14 @@
-"""Region walk: hill-climbing over activation regions on the true network.
+"""Region walk: a beam search over activation regions on the true network.
 
 A ReLU network's local Lipschitz value is constant on each activation region,
 so a gradient method sees no slope on it. The walk moves between regions
 instead: from a point ``x``, for each of the nearest ReLU hyperplanes
 ``z_j(x) = 0`` (computed in the affine piece of ``x``), it steps just across
-the hyperplane (the ℓ2 projection of ``x`` onto it, plus a hair), brings the
-point back into the input region if it left it, and moves to the candidate
-with the largest local value, as long as that value grows. Everything is
+the hyperplane (the ℓ2 projection of ``x`` onto it, plus a hair) and brings
+the point back into the input region if it left it. A small beam of the best
+points found (one per region) is expanded step by step, as long as the best
+value keeps growing (measured on the digits network, a beam of 4 finds
+slightly better regions than a greedy walk, at no extra cost). Everything is
 numpy float64 on the true ReLU network; the values are for choosing points,
 the bound itself is certified afterwards by :mod:`lipmip.witness`.
 """
@@ -24,18 +26,20 @@ from lipmip.network import Network
 from lipmip.query import Query
 from lipmip.witness import free_coordinates
 
-__all__ = ["Walk", "region_walk", "project_into", "NEIGHBOURS", "MAX_STEPS"]
+__all__ = ["Walk", "region_walk", "project_into", "NEIGHBOURS", "MAX_STEPS", "BEAM", "PATIENCE"]
 
 NEIGHBOURS = 64   # hyperplanes tried per step (the nearest ones)
-MAX_STEPS = 200   # moves per walk at most
+MAX_STEPS = 100   # steps of the beam search at most
+BEAM = 4          # points kept per step
+PATIENCE = 2      # steps without a better value before stopping
 _OVERSHOOT = 1e-6  # relative step past a hyperplane
 _INSIDE = 1 - 1e-12
 
 
 @dataclass(frozen=True, eq=False)
 class Walk:
-    """End points of the walks (best first), their local values, the values
-    they started from, and the number of moves made in all."""
+    """The final beam (best first), its local values, the values of the
+    starting points, and the number of new points the beam took in all."""
 
     points: np.ndarray
     values: np.ndarray
@@ -49,33 +53,52 @@ class Walk:
 
 
 def region_walk(net: Network, query: Query, region: Region, starts: np.ndarray, *,
-                max_steps: int = MAX_STEPS, neighbours: int = NEIGHBOURS) -> Walk:
-    """Walk from each row of ``starts`` (points of ``region``) to neighbouring
-    activation regions while the local value grows; return the end points,
-    sorted by local value (largest first). Every returned point lies in the
-    region (up to the containment checks the certifier repeats)."""
+                max_steps: int = MAX_STEPS, neighbours: int = NEIGHBOURS, beam: int = BEAM,
+                patience: int = PATIENCE) -> Walk:
+    """A beam search over activation regions from the rows of ``starts``
+    (points of ``region``): each step takes the neighbours of the ``beam``
+    best points found so far (one region of each local value), and keeps the
+    ``beam`` best of old and new; it stops when the best value has not grown
+    for ``patience`` steps, or the beam no longer changes. Keeping a few
+    runners-up lets the walk cross regions that are not better themselves
+    but lead to better ones. Returns the final beam, largest value first;
+    every point lies in the region (the certifier re-checks it)."""
     from lipmip.estimate.sampling import local_values
 
     free = free_coordinates(region)
-    starts = np.atleast_2d(np.asarray(starts, dtype=np.float64))
-    ends, values, start_values, moves = [], [], [], 0
-    for x in starts:
-        v = float(local_values(net, query, x[None, :], free)[0])
-        start_values.append(v)
-        for _ in range(max_steps):
-            candidates = _neighbour_points(net, region, x, free, neighbours)
-            if candidates.shape[0] == 0:
-                break
-            found = local_values(net, query, candidates, free)
-            best = int(np.argmax(found))
-            if not found[best] > v * (1 + 1e-12):
-                break
-            x, v = candidates[best], float(found[best])
-            moves += 1
-        ends.append(x)
-        values.append(v)
-    order = np.argsort(-np.asarray(values), kind="stable")
-    return Walk(np.asarray(ends)[order], np.asarray(values)[order], np.asarray(start_values), moves)
+    points = np.atleast_2d(np.asarray(starts, dtype=np.float64))
+    values = local_values(net, query, points, free)
+    start_values = values.copy()
+    points, values = _best_distinct(points, values, beam)
+    best, stale, moves = values[0], 0, 0
+    for _ in range(max_steps):
+        found = [_neighbour_points(net, region, x, free, neighbours) for x in points]
+        candidates = np.vstack(found)
+        if candidates.shape[0] == 0:
+            break
+        pool = np.vstack([points, candidates])
+        pool_values = np.concatenate([values, local_values(net, query, candidates, free)])
+        new_points, new_values = _best_distinct(pool, pool_values, beam)
+        if np.array_equal(new_values, values):
+            break
+        moves += int(np.sum(~np.isin(new_values, values)))
+        points, values = new_points, new_values
+        stale = 0 if values[0] > best * (1 + 1e-12) else stale + 1
+        best = max(best, values[0])
+        if stale >= patience:
+            break
+    return Walk(points, values, start_values, moves)
+
+
+def _best_distinct(points: np.ndarray, values: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``count`` points with the largest values, one per value (points of
+    one activation region share their value), largest first."""
+    order = np.argsort(-values, kind="stable")
+    keys = np.round(values[order] / max(float(np.abs(values).max()), 1e-300), 12)
+    _, first = np.unique(keys, return_index=True)
+    keep = order[np.sort(first)][:count]
+    keep = keep[np.argsort(-values[keep], kind="stable")]
+    return points[keep], values[keep]
 
 
 def _neighbour_points(net: Network, region: Region, x: np.ndarray, free: np.ndarray, neighbours: int) -> np.ndarray:
