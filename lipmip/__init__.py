@@ -4,6 +4,8 @@ from lipmip.api import lipschitz
 from lipmip.domains import Ball, Box, Region
 from lipmip.errors import (
     AmbiguousRegionsError,
+    ClusterError,
+    DataError,
     InvalidQueryError,
     InvalidRegionError,
     LipmipError,
@@ -11,6 +13,8 @@ from lipmip.errors import (
     ModelFormatError,
     NonFiniteError,
     RegionLimitError,
+    ReportOutputError,
+    ResultsFileError,
     ShapeError,
     SolverUnavailableError,
     UnknownActivationError,
@@ -19,7 +23,9 @@ from lipmip.errors import (
 from lipmip.io import load, save
 from lipmip.network import Layer, Network
 from lipmip.query import Query
+from lipmip.reporting import report
 from lipmip.result import LipschitzBound, Witness
+from lipmip.robustness import certify
 
 __version__ = "0.1.0"
 
@@ -27,6 +33,8 @@ __all__ = [
     "AmbiguousRegionsError",
     "Ball",
     "Box",
+    "ClusterError",
+    "DataError",
     "InvalidQueryError",
     "InvalidRegionError",
     "Layer",
@@ -39,14 +47,18 @@ __all__ = [
     "Query",
     "Region",
     "RegionLimitError",
+    "ReportOutputError",
+    "ResultsFileError",
     "ShapeError",
     "SolverUnavailableError",
     "UnknownActivationError",
     "UnsupportedOperatorError",
     "Witness",
+    "certify",
     "examples",
     "lipschitz",
     "load",
+    "report",
     "save",
 ]
 

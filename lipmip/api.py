@@ -9,7 +9,13 @@ from typing import Any, Callable
 
 from lipmip.domains import Region, as_region
 from lipmip.errors import InvalidQueryError, LipmipError
-from lipmip.estimate import interval_jacobian_upper_bound, product_upper_bound, sample_lower_bound
+from lipmip.estimate import (
+    ascent_lower_bound,
+    clever_estimate,
+    interval_jacobian_upper_bound,
+    product_upper_bound,
+    sample_lower_bound,
+)
 from lipmip.network import Network
 from lipmip.query import Query
 from lipmip.regions import bab_lipschitz, exact_lipschitz_by_enumeration
@@ -19,7 +25,11 @@ __all__ = ["lipschitz", "default_query", "accepted_options", "METHODS"]
 
 
 # methods whose modules load the solver backends: imported on first use
-_LAZY = {"auto": ("lipmip.auto", "auto_lipschitz"), "mip": ("lipmip.mip", "mip_lipschitz")}
+_LAZY = {
+    "auto": ("lipmip.auto", "auto_lipschitz"),
+    "mip": ("lipmip.mip", "mip_lipschitz"),
+    "lipsdp": ("lipmip.estimate.lipsdp", "lipsdp_upper_bound"),
+}
 
 
 def _implementation(method: str) -> Callable[..., LipschitzBound]:
@@ -41,11 +51,14 @@ def _lazy(method: str) -> Callable[..., LipschitzBound]:
 METHODS: dict[str, Callable[..., LipschitzBound]] = {
     "auto": _lazy("auto"),
     "sample": sample_lower_bound,
+    "ascent": ascent_lower_bound,
+    "clever": clever_estimate,
     "naive": product_upper_bound,
     "interval": interval_jacobian_upper_bound,
     "enumerate": exact_lipschitz_by_enumeration,
     "mip": _lazy("mip"),
     "bab": bab_lipschitz,
+    "lipsdp": _lazy("lipsdp"),
 }
 
 
@@ -98,11 +111,16 @@ def lipschitz(
     ball's own norm, ∞ for a box.
 
     ``method`` is one of :data:`METHODS`: ``"auto"`` (cheap bounds, then the
-    MIP when they do not meet: :mod:`lipmip.auto`), ``"sample"``, ``"naive"`` (norm product),
-    ``"interval"`` (interval Jacobian), ``"enumerate"`` (exact, by listing
-    every activation region: small networks only), ``"mip"`` (mixed-integer
+    branch and bound, then the MIP when they do not meet: :mod:`lipmip.auto`);
+    certified lower bounds only: ``"sample"`` (points of the region),
+    ``"ascent"`` (smoothed gradient ascent and a region walk, in JAX);
+    certified upper bounds only: ``"naive"`` (norm product, global),
+    ``"interval"`` (interval Jacobian), ``"lipsdp"`` (LipSDP-Neuron, ℓ2,
+    verified); both sides: ``"enumerate"`` (exact, by listing every
+    activation region: small networks only), ``"mip"`` (mixed-integer
     programming on HiGHS / SCIP / Gurobi), ``"bab"`` (exact branch and bound
-    over activation regions); ``options`` go to that method
+    over activation regions); neither: ``"clever"`` (an uncertified
+    statistical estimate, in ``estimate``). ``options`` go to that method
     (:func:`accepted_options`). The result satisfies ``lower <= L <= upper``
     for the sides it fills.
     """

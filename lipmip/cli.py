@@ -24,6 +24,8 @@ from lipmip.network import Network
 from lipmip.norms import norm_name
 from lipmip.progress import SolveProgress
 from lipmip.query import Query
+from lipmip.reporting.cli import add_report_command
+from lipmip.robustness.cli import add_certify_command
 
 __all__ = ["main", "build_parser"]
 
@@ -191,7 +193,9 @@ def _cmd_bound(args: argparse.Namespace) -> int:
     given = {"samples": args.samples, "seed": args.seed, "max_regions": args.max_regions, "time_limit": args.time_limit,
              "solver": args.solver, "encoding": args.encoding, "bounds": args.bounds, "partitions": args.partitions,
              "rescale": args.rescale, "formulation": args.formulation,
-             "node_limit": args.node_limit, "workers": args.workers, "race": args.race or None}
+             "node_limit": args.node_limit, "workers": args.workers, "race": args.race or None,
+             "restarts": args.restarts, "steps": args.steps, "dtype": args.dtype, "walk": args.walk or None,
+             "batches": args.batches}
     accepted = accepted_options(args.method)
     options = {k: v for k, v in given.items() if v is not None and k in accepted}
     with SolveProgress(args.method) as progress:
@@ -274,6 +278,13 @@ def build_parser() -> argparse.ArgumentParser:
     how.add_argument("--method", default="auto", choices=list(METHODS), help="bound method (default auto)")
     how.add_argument("--samples", type=int, default=2000, help="sampled points for the lower bound (sample, auto)")
     how.add_argument("--seed", type=int, default=0)
+    how.add_argument("--restarts", type=int, metavar="N", help="parallel ascent runs (ascent; default 64)")
+    how.add_argument("--steps", type=int, metavar="N", help="steps of each ascent run (ascent; default 150)")
+    how.add_argument("--walk", action="store_true",
+                     help="sample: walk from the best points to neighbouring activation regions (ascent always walks)")
+    how.add_argument("--dtype", choices=["float32", "float64"],
+                     help="JAX precision for ranking points (sample, ascent, clever; the bound is float64 anyway)")
+    how.add_argument("--batches", type=int, metavar="N", help="batches of sampled maxima for the CLEVER fit (clever; default 50)")
     how.add_argument("--max-regions", type=int, help="stop enumerate after this many activation regions (default 10000)")
     how.add_argument("--time-limit", type=float, metavar="S", help="seconds (auto, enumerate, mip, bab)")
     how.add_argument("--node-limit", type=int, metavar="N", help="nodes to split before stopping (bab)")
@@ -292,6 +303,8 @@ def build_parser() -> argparse.ArgumentParser:
     bound.add_argument("--json", action="store_true", help="print the result as JSON")
     bound.add_argument("--witness", action="store_true", help="include the witness points in the JSON")
     bound.set_defaults(func=_cmd_bound)
+    add_certify_command(sub)
+    add_report_command(sub)
     return parser
 
 

@@ -21,6 +21,10 @@ __all__ = [
     "SolverUnavailableError",
     "RegionLimitError",
     "AmbiguousRegionsError",
+    "DataError",
+    "ResultsFileError",
+    "ReportOutputError",
+    "ClusterError",
 ]
 
 
@@ -80,3 +84,27 @@ class AmbiguousRegionsError(LipmipError):
     """Some activation regions could be neither certified full-dimensional nor
     ruled out (thinner than the enumeration's tolerance), so an exact count
     cannot be given."""
+
+
+class DataError(LipmipError):
+    """A data set that cannot be certified: a ragged or non-numeric CSV row,
+    labels that are not class numbers of the network, points whose dimension
+    is not the network's input dimension, an empty row selection."""
+
+
+class ResultsFileError(LipmipError):
+    """A results file of ``lipmip certify`` that cannot be written, resumed
+    or read: an unwritable or missing path, a file written for another
+    model, data set or settings, no header line, an unknown format version,
+    a record that breaks the schema (the message names the file, the line
+    and the field), a file another job is writing."""
+
+
+class ReportOutputError(LipmipError):
+    """A report cannot be written: a folder that does not exist, a path that
+    is a folder, no permission, an unknown output format."""
+
+
+class ClusterError(LipmipError):
+    """Samples cannot be run on Dask: a bad worker count, a scheduler address
+    that does not answer."""

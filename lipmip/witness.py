@@ -67,11 +67,16 @@ def free_coordinates(region: Region) -> np.ndarray:
     return np.ones(region.dim, dtype=bool)
 
 
-def certified_quotient(net: Network, query: Query, region: Region, a: np.ndarray, b: np.ndarray) -> float:
+def certified_quotient(net: Network, query: Query, region: Region, a: np.ndarray, b: np.ndarray, *,
+                       exact: bool = True) -> float:
     """A number ``v`` with ``v <= ‖q(a) - q(b)‖ / ‖a - b‖_α`` in exact arithmetic,
     hence ``v <= L``. Returns 0.0 when the pair is unusable (equal points, a
     point outside the region) and for quotients below 1e-290, where
-    subnormal rounding would make the certificate fragile."""
+    subnormal rounding would make the certificate fragile. ``exact=False``
+    skips the exact rational evaluation that recovers what rounding costs
+    (milliseconds to a second on large networks): the value is then lower by
+    that share, still certified; use it to compare candidates, then
+    :func:`recertified` on the best."""
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
     if not (region.contains(a) and region.contains(b)):
@@ -97,7 +102,7 @@ def certified_quotient(net: Network, query: Query, region: Region, a: np.ndarray
     # rounding ate a visible share of the quotient (points close together, large hidden values):
     # evaluate the pair exactly instead, when the network is small enough for that to be quick
     lost = (1 + g) * float(np.abs(query.c) @ err if query.c is not None else vector_norm(err, query.output_norm))
-    if lost > _EXACT_WHEN_LOST * max(numerator, 0.0) and net.num_parameters <= EXACT_MAX_PARAMETERS:
+    if exact and lost > _EXACT_WHEN_LOST * max(numerator, 0.0) and net.num_parameters <= EXACT_MAX_PARAMETERS:
         value = max(value, _exact_quotient(net, query, a, b))
     return value if value >= _FLOOR else 0.0
 
@@ -185,14 +190,16 @@ def _max_step(region: Region, x: np.ndarray, d: np.ndarray) -> float:
     return lo
 
 
-def witness_from_point(net: Network, query: Query, region: Region, x: np.ndarray) -> Witness | None:
+def witness_from_point(net: Network, query: Query, region: Region, x: np.ndarray, *,
+                       exact: bool = True) -> Witness | None:
     """A certified pair around ``x`` along the query's steepest direction.
 
     ``x`` is first pulled a hair toward the region's centre (so it is
     interior), then the pair ``x ± t d`` is chosen to stay inside both the
     region and, when possible, the activation region of ``x``; then its
-    quotient is certified by :func:`certified_quotient`. Returns ``None`` when
-    no positive value can be certified (e.g. a zero gradient).
+    quotient is certified by :func:`certified_quotient` (``exact`` as
+    there). Returns ``None`` when no positive value can be certified (e.g. a
+    zero gradient).
     """
     c = region.center
     x = c + (1 - 1e-7) * (np.asarray(x, dtype=np.float64) - c)
@@ -223,7 +230,7 @@ def witness_from_point(net: Network, query: Query, region: Region, x: np.ndarray
         if tp + tm <= 0:
             continue
         a, b = x - tm * d, x + tp * d
-        value = certified_quotient(net, query, region, a, b)
+        value = certified_quotient(net, query, region, a, b, exact=exact)
         if value > 0 and (best is None or value > best.value):
             best = Witness(a=a, b=b, value=value)
         expected = float(query.local_value(J))

@@ -22,7 +22,7 @@ from lipmip.estimate.points import search_points
 from lipmip.network import Network
 from lipmip.query import Query
 from lipmip.result import LipschitzBound, Witness
-from lipmip.witness import best_witness, free_coordinates, witness_from_point
+from lipmip.witness import best_witness, free_coordinates, recertified, witness_from_point
 
 __all__ = ["sample_lower_bound", "local_values", "ranked_values", "certify_points", "check_count", "BACKENDS",
            "JAX_MIN_WORK"]
@@ -83,18 +83,21 @@ def ranked_values(net: Network, query: Query, points: np.ndarray, free: np.ndarr
 def certify_points(net: Network, query: Query, region: Region, points: np.ndarray) -> Witness | None:
     """The best certified witness from ``points`` (rows), tried in order of
     their float64 local value, largest first; stops once the best certified
-    value reaches the next point's local value (a witness from a point
-    rarely beats the point's own region, and certifying costs milliseconds)."""
+    value nearly reaches the next point's local value (a witness from a point
+    rarely beats the point's own region). Candidates are compared with the
+    plain float64 certificate; only the winner gets the exact rational one
+    (:func:`lipmip.witness.recertified`), which recovers what rounding cost
+    it and takes milliseconds to a second on large networks."""
     points = np.atleast_2d(points)
     if points.shape[0] == 0:
         return None
     values = local_values(net, query, points, free_coordinates(region))
     best: Witness | None = None
     for i in np.argsort(-values, kind="stable"):
-        if best is not None and best.value >= values[i] * (1 - 1e-9):
+        if best is not None and best.value >= values[i] * (1 - 1e-6):
             break
-        best = best_witness(best, witness_from_point(net, query, region, points[i]))
-    return best
+        best = best_witness(best, witness_from_point(net, query, region, points[i], exact=False))
+    return best_witness(best, recertified(net, query, region, best))
 
 
 def sample_lower_bound(

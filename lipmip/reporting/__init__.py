@@ -7,7 +7,7 @@ shows. jinja2 and matplotlib (the ``report`` extra) are imported only when a
 report is rendered, so importing this package needs neither.
 """
 
-from lipmip.reporting.errors import ReportOutputError, ResultsFileError
+from lipmip.errors import ReportOutputError, ResultsFileError
 from lipmip.reporting.load import FORMAT_VERSION, Results, RunHeader, SampleRecord, load_results, results_from_records
 from lipmip.reporting.render import FORMATS, render_report, report
 from lipmip.reporting.summary import Summary, summarize

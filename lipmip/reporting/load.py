@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from lipmip.reporting.errors import ResultsFileError
+from lipmip.errors import ResultsFileError
 
 __all__ = ["FORMAT_VERSION", "RunHeader", "SampleRecord", "Results", "load_results", "results_from_records"]
 

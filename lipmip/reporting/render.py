@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 from lipmip.dependencies import optional_import
-from lipmip.reporting.errors import ReportOutputError
+from lipmip.errors import ReportOutputError
 from lipmip.reporting.figures import ReportFigure, make_figures
 from lipmip.reporting.formatting import FILTERS, ball_name, number
 from lipmip.reporting.load import Results, load_results
