@@ -195,7 +195,7 @@ def _cmd_bound(args: argparse.Namespace) -> int:
              "rescale": args.rescale, "formulation": args.formulation,
              "node_limit": args.node_limit, "workers": args.workers, "race": args.race or None,
              "restarts": args.restarts, "steps": args.steps, "dtype": args.dtype, "walk": args.walk or None,
-             "batches": args.batches}
+             "batches": args.batches, "local": False if args.global_bound else None}
     accepted = accepted_options(args.method)
     options = {k: v for k, v in given.items() if v is not None and k in accepted}
     with SolveProgress(args.method) as progress:
@@ -292,7 +292,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="processes sharing the branch and bound (bab, auto; default 1); the value does not depend on it")
     how.add_argument("--race", action="store_true",
                      help="auto: run the MIP in a second process beside the branch and bound; the first to close wins")
-    how.add_argument("--solver", choices=["auto", "highs", "scip", "gurobi"], help="MIP solver (mip; default auto)")
+    how.add_argument("--solver", choices=["auto", "highs", "scip", "gurobi", "barrier", "clarabel", "scs"],
+                     help="solver: highs, scip, gurobi for mip; barrier, clarabel, scs for lipsdp (default auto)")
+    how.add_argument("--global", dest="global_bound", action="store_true",
+                     help="lipsdp: the global bound (slopes in [0, 1] everywhere), valid for every region")
     how.add_argument("--encoding", choices=["bigm", "partition"], help="ReLU encoding (mip; default bigm)")
     how.add_argument("--partitions", type=int, metavar="P", help="groups per neuron for --encoding partition (default 2)")
     how.add_argument("--formulation", choices=["lipmip", "miqcqp-upper", "miqcqp-lower"],

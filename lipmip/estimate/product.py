@@ -6,12 +6,14 @@ With every activation slope in [0, 1] (ReLU, identity), the Jacobian is
 global bound valid over every region; it ignores the region, so it is cheap
 and usually loose.
 
-Rounding: each factor is computed on a power-of-two rescaled matrix (no
-underflow or overflow inside), enlarged by a relative 1e-10 (far above the
-error of an absolute sum or an SVD of these sizes), and the head ``c·W_L`` by
-the dot-product error bound. The product is formed from mantissas and
-exponents, so it neither overflows into NaN nor underflows to 0; a result in
-the subnormal range is replaced by the smallest normal number.
+Every factor is a proven upper bound (:mod:`lipmip.spectral`): ℓ2 operator
+norms by the certified spectral norm (an SVD or power-iteration estimate,
+then ``μ >= σ_max²`` proven by a verified Cholesky of ``μI - WᵀW``), ℓ1 and
+ℓ∞ ones as absolute column or row sums widened by their rounding error, the
+head ``c·W_L`` by the dot-product error bound, vector norms with their
+rounding bound. The product is formed from mantissas and exponents, so it
+neither overflows into NaN nor underflows to 0; a result in the subnormal
+range is replaced by the smallest normal number.
 """
 
 from __future__ import annotations
@@ -23,10 +25,15 @@ import numpy as np
 
 from lipmip.domains import Region
 from lipmip.network import Network
-from lipmip.norms import operator_norm, vector_norm
 from lipmip.query import Query
 from lipmip.result import LipschitzBound
 from lipmip.rounding import UNIT_ROUNDOFF as _U
+from lipmip.spectral import (
+    certified_spectral_norm,
+    nonnegative_sum_upper_bound,
+    operator_norm_upper_bound,
+    vector_norm_upper_bound,
+)
 
 __all__ = ["product_upper_bound"]
 
@@ -35,21 +42,36 @@ _TINY = np.finfo(np.float64).tiny  # smallest normal number
 _SUBNORMAL = np.finfo(np.float64).smallest_subnormal
 
 
-def _head_norm(net: Network, query: Query) -> float:
-    """Upper bound on the output layer's contribution, ``‖(c D_L W_L)ᵀ‖_{α*}``
-    or ``‖D_L W_L‖_{α→α}`` over every diagonal ``0 <= D_L <= I``."""
+def _head_norm(net: Network, query: Query) -> tuple[float, str]:
+    """An upper bound on the output layer's contribution, ``‖(c D_L W_L)ᵀ‖_{α*}``
+    or ``‖D_L W_L‖_{α→α}`` over every diagonal ``0 <= D_L <= I``, and how it was proven."""
     last = net.layers[-1]
     if query.c is None:
-        return float(operator_norm(last.W, query.input_norm))  # a row-scaling never raises a p→p norm
+        # a row-scaling never raises a p→p norm
+        return _layer_norm(last.W, query.input_norm)
     absc = np.abs(query.c)
     if net.has_output_activation:
-        # c · σ(z): the output slopes are free in [0, 1], so bound by the triangle inequality
-        return float(absc @ vector_norm(last.W, query.dual_input_norm, axis=1)) * (1 + (last.out_features + 2) * _U)
+        # c · σ(z): the output slopes are free in [0, 1], so bound by the triangle inequality Σ_j |c_j| ‖W_j‖_{α*}
+        rows = np.array([vector_norm_upper_bound(row, query.dual_input_norm) for row in last.W])
+        with np.errstate(over="ignore"):
+            terms = np.nextafter(absc * rows, np.inf)  # each product rounded up (one step also covers underflow)
+        return nonnegative_sum_upper_bound(terms), "Σ_j |c_j| ‖row j‖ (output ReLU), rounding bounded"
     m = last.out_features
     gamma = (m + 1) * _U / (1 - (m + 1) * _U)
-    # |exact c·W| <= |fl(c·W)| + γ (|c|·|W|) + (underflow slack), entrywise
-    v = np.abs(query.c @ last.W) + gamma * (absc @ np.abs(last.W)) + (m + 1) * _SUBNORMAL * (absc @ (last.W != 0))
-    return float(vector_norm(v, query.dual_input_norm))
+    # |exact c·W| <= |fl(c·W)| + γ (|c|·|W|) + η/2 per nonzero product (underflow), entrywise
+    nonzero_products = (absc > 0).astype(np.float64) @ (last.W != 0)
+    v = np.abs(query.c @ last.W) + gamma * (absc @ np.abs(last.W)) + _SUBNORMAL * nonzero_products
+    v = v * (1 + 4 * _U)  # the roundings of the line above
+    return vector_norm_upper_bound(v, query.dual_input_norm), "‖c·W_L‖ with the dot-product error bound"
+
+
+def _layer_norm(W: np.ndarray, p: float) -> tuple[float, str]:
+    """A proven upper bound on ``‖W‖_{p→p}`` and how it was proven."""
+    if p == 2.0:
+        proof = certified_spectral_norm(W)
+        return proof.value, proof.how
+    kind = "column" if p == 1.0 else "row"
+    return operator_norm_upper_bound(W, p), f"max absolute {kind} sum with its rounding bound"
 
 
 def _safe_product(factors: list[float]) -> float:
@@ -75,10 +97,11 @@ def _safe_product(factors: list[float]) -> float:
 
 
 def product_upper_bound(net: Network, region: Region | None, query: Query) -> LipschitzBound:
-    """A certified global upper bound (valid for any region)."""
+    """A certified global upper bound (valid for any region): the product of
+    proven upper bounds on the head's and every hidden layer's norm."""
     start = time.perf_counter()
-    factors = [_head_norm(net, query)]
-    factors += [float(operator_norm(layer.W, query.input_norm)) for layer in net.layers[:-1]]
+    proven = [_head_norm(net, query)] + [_layer_norm(layer.W, query.input_norm) for layer in net.layers[:-1]]
+    factors = [value for value, _ in proven]
     return LipschitzBound(
         lower=None,
         upper=_safe_product(factors),
@@ -86,5 +109,5 @@ def product_upper_bound(net: Network, region: Region | None, query: Query) -> Li
         seconds=time.perf_counter() - start,
         query=query.to_dict(),
         region=None if region is None else region.to_dict(),
-        details={"layer_factors": factors},
+        details={"layer_factors": factors, "factor_proofs": [how for _, how in proven]},
     )
