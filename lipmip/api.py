@@ -28,7 +28,7 @@ __all__ = ["lipschitz", "default_query", "accepted_options", "METHODS"]
 _LAZY = {
     "auto": ("lipmip.auto", "auto_lipschitz"),
     "mip": ("lipmip.mip", "mip_lipschitz"),
-    "lipsdp": ("lipmip.estimate.lipsdp", "lipsdp_upper_bound"),
+    "lipsdp": ("lipmip.lipsdp", "lipsdp_upper_bound"),
 }
 
 

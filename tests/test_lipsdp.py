@@ -1,4 +1,4 @@
-"""LipSDP-Neuron (lipmip.estimate.lipsdp) against exact answers.
+"""LipSDP-Neuron (lipmip.lipsdp) against exact answers.
 
 Local bounds are compared with the exact local constant from activation-region
 enumeration, global ones with the exact constant over a very large box (a
@@ -18,8 +18,8 @@ from nets import random_net
 import lipmip
 from lipmip import Ball, Box, Layer, Network, Query
 from lipmip.errors import InvalidQueryError, LipmipError, SolverUnavailableError
-from lipmip.estimate import lipsdp
-from lipmip.estimate.lipsdp import lipsdp_upper_bound
+from lipmip.lipsdp import bound, lipsdp_upper_bound
+from lipmip.lipsdp.solvers import Solution
 
 EXACT = "enumerate"
 
@@ -200,14 +200,14 @@ def test_a_wrong_solver_answer_does_not_become_the_bound(monkeypatch):
     value; the false claim shows only as solver_value."""
     net, region, query = random_case(7)
     exact = lipmip.lipschitz(net, region, query, method=EXACT).lower
-    true_solve = lipsdp._solve_sdp
+    true_solve = bound.solve_sdp
 
     def lying_solver(*args, **kwargs):
         sol = true_solve(*args, **kwargs)
         rng = np.random.default_rng(0)
-        return lipsdp._Solution(1e-6, sol.lam * rng.uniform(0.7, 1.3, sol.lam.size), sol.status, sol.solver, 0.0)
+        return Solution(1e-6, sol.lam * rng.uniform(0.7, 1.3, sol.lam.size), sol.status, sol.solver, 0.0)
 
-    monkeypatch.setattr(lipsdp, "_solve_sdp", lying_solver)
+    monkeypatch.setattr(bound, "solve_sdp", lying_solver)
     r = lipsdp_upper_bound(net, region, query, local=False)
     assert r.upper >= exact
     assert r.details["solver_value"] < r.upper
@@ -219,9 +219,9 @@ def test_unprovable_multipliers_give_no_number(monkeypatch):
     net = random_net(2, [2, 3, 1])
 
     def zero_solver(data, *args, **kwargs):
-        return lipsdp._Solution(0.0, np.zeros(data.Z.shape[0]), "optimal", "clarabel", 0.0)
+        return Solution(0.0, np.zeros(data.Z.shape[0]), "optimal", "clarabel", 0.0)
 
-    monkeypatch.setattr(lipsdp, "_solve_sdp", zero_solver)
+    monkeypatch.setattr(bound, "solve_sdp", zero_solver)
     r = lipsdp_upper_bound(net, Ball([0.0, 0.0], 1.0, 2), Query.output(0, 1, 2), local=False)
     assert r.upper is None
     assert r.status == "not_certified"
@@ -230,9 +230,9 @@ def test_unprovable_multipliers_give_no_number(monkeypatch):
 
 def test_solver_failure_is_a_lipmip_error(monkeypatch):
     def failing_solver(data, variant, solver, *args, **kwargs):
-        return lipsdp._Solution(None, None, "solver_error", solver, 0.0, "numerical trouble")
+        return Solution(None, None, "solver_error", solver, 0.0, "numerical trouble")
 
-    monkeypatch.setattr(lipsdp, "_solve_sdp", failing_solver)
+    monkeypatch.setattr(bound, "solve_sdp", failing_solver)
     net = random_net(2, [2, 3, 1])
     with pytest.raises(SolverUnavailableError, match="numerical trouble"):
         lipsdp_upper_bound(net, Ball([0.0, 0.0], 1.0, 2), Query.output(0, 1, 2), local=False)
