@@ -1,4 +1,4 @@
-"""Random test networks shared by the test modules (import as ``from nets import random_net``)."""
+"""Random test networks and cases shared by the test modules (``from nets import random_net``)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
+from hypothesis import strategies as st
 
+import lipmip
 from lipmip import Network
 
 STYLES = ("gauss", "int", "sparse", "nobias")
@@ -51,3 +53,29 @@ def random_net(
         if identity_hidden is not None:
             acts[identity_hidden] = "identity"
     return Network.from_params(params, list(acts))
+
+
+@st.composite
+def small_lipschitz_cases(draw):
+    """A small random network (1–3 inputs, up to two hidden layers of 1–6
+    ReLUs, 1–3 outputs, a ReLU or identity output), a box or 1/2/∞ ball and a
+    scalar or operator-norm query: cases region enumeration solves exactly."""
+    seed = draw(st.integers(0, 2**31 - 1))
+    rng = np.random.default_rng(seed)
+    n_in = draw(st.integers(1, 3))
+    hidden = draw(st.lists(st.integers(1, 6), min_size=0, max_size=2))
+    n_out = draw(st.integers(1, 3))
+    widths = [n_in, *hidden, n_out]
+    acts = ["relu"] * (len(widths) - 2) + [draw(st.sampled_from(["relu", "identity"]))]
+    net = lipmip.Network.from_params(
+        [(rng.standard_normal((o, i)), rng.standard_normal(o)) for i, o in zip(widths[:-1], widths[1:])], acts
+    )
+    kind = draw(st.sampled_from(["box", "1", "2", "inf"]))
+    center = rng.standard_normal(n_in)
+    radius = float(draw(st.sampled_from([0.1, 0.5, 1.5])))
+    region = (lipmip.Box(center - radius, center + radius * rng.random(n_in)) if kind == "box"
+              else lipmip.Ball(center, radius, kind))
+    norm = draw(st.sampled_from([1, 2, "inf"]))
+    query = (lipmip.Query.vector(norm) if draw(st.booleans())
+             else lipmip.Query.scalar(rng.standard_normal(n_out), norm))
+    return net, region, query

@@ -11,8 +11,7 @@ import math
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-from nets import random_net
+from nets import random_net, small_lipschitz_cases
 
 import lipmip
 from lipmip import Ball, Box, Query
@@ -35,25 +34,8 @@ def exact(net, region, query) -> float:
     return r.upper
 
 
-@st.composite
-def small_cases(draw):
-    seed = draw(st.integers(0, 2**31 - 1))
-    rng = np.random.default_rng(seed)
-    n_in = draw(st.integers(1, 3))
-    hidden = draw(st.lists(st.integers(1, 6), min_size=0, max_size=2))
-    n_out = draw(st.integers(1, 3))
-    net = random_net(rng, [n_in, *hidden, n_out], output_relu=draw(st.booleans()))
-    kind = draw(st.sampled_from(["box", "1", "2", "inf"]))
-    center = rng.standard_normal(n_in)
-    radius = float(draw(st.sampled_from([0.1, 0.5, 1.5])))
-    region = Box(center - radius, center + radius * rng.random(n_in)) if kind == "box" else Ball(center, radius, kind)
-    norm = draw(st.sampled_from([1, 2, "inf"]))
-    query = Query.vector(norm) if draw(st.booleans()) else Query.scalar(rng.standard_normal(n_out), norm)
-    return net, region, query
-
-
 @SETTINGS
-@given(small_cases())
+@given(small_lipschitz_cases())
 def test_every_estimator_brackets_the_exact_value(case):
     """Certified lower bounds never exceed the exact value, whatever the
     backend; CLEVER fills neither side."""
