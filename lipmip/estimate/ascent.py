@@ -39,6 +39,7 @@ from lipmip.witness import free_coordinates
 __all__ = ["ascent_lower_bound", "initial_temperature"]
 
 _FINAL_TEMPERATURE = 1e-4  # final τ as a share of the initial one
+_HOTTEST = 4.0  # the hottest restarts start this many times softer than the base temperature
 _FIRST_STEP, _LAST_STEP = 0.1, 0.02  # step length as a share of the region's size, annealed geometrically
 
 
@@ -46,7 +47,8 @@ def initial_temperature(net: Network, points: np.ndarray) -> float:
     """Twice the median spread (standard deviation over ``points``) of the
     ReLU pre-activations: a softplus this soft blurs the kinks the points
     cross (a factor measured on the digits network: 0.5 and 30 both found
-    worse maxima). Positive; 1.0 when nothing varies."""
+    worse maxima; the restarts use 1 to 4 times this). Positive; 1.0 when
+    nothing varies."""
     spreads = [z.std(axis=0) for z, layer in zip(net.pre_activations(points), net.layers) if layer.activation.kinks]
     spread = np.concatenate(spreads) if spreads else np.zeros(0)
     spread = spread[spread > 0]
@@ -91,12 +93,15 @@ def ascent_lower_bound(
     from_best = by_value[: restarts // 2]
     from_random = rng.choice(points.shape[0], size=restarts - from_best.size, replace=False)
     starts = points[np.concatenate([from_best, from_random])]
-    tau0 = initial_temperature(net, points[: min(points.shape[0], 512)])
+    base = initial_temperature(net, points[: min(points.shape[0], 512)])
+    # the restarts spread over temperatures from base to _HOTTEST x base (log-spaced, cycled): which
+    # smoothing leads to the steepest region differs from network to network
+    tau0 = base * _HOTTEST ** ((np.arange(restarts) % 4) / 3)
     with precision(dtype):
         jq = jax_query(net, query, free, dtype)
         kernel = _ascent_kernel(jq.activations, jq.input_norm, jq.c is not None, _geometry(region), steps)
         ended, best_seen = kernel(jq.params, jq.c, jq.free, *_region_arrays(region, dtype), starts.astype(dtype),
-                                  np.asarray(tau0, dtype=dtype))
+                                  tau0.astype(dtype))
         found = np.vstack([np.asarray(ended, dtype=np.float64), np.asarray(best_seen, dtype=np.float64)])
     found = _inside(region, found)
     seconds["ascent"] = time.perf_counter() - lap
@@ -107,7 +112,7 @@ def ascent_lower_bound(
     chosen = pool[np.argsort(-pool_values, kind="stable")[:candidates]]
     details: dict[str, Any] = {
         "samples": int(points.shape[0]), "restarts": restarts, "steps": steps, "dtype": dtype,
-        "initial_temperature": tau0,
+        "initial_temperatures": [base, base * _HOTTEST],
         "best_sampled_value": float(sampled.max()),
         "best_ascent_value": float(local_values(net, query, found, free).max()),
     }
@@ -210,5 +215,5 @@ def _ascent_kernel(activations: tuple[str, ...], input_norm: float, scalar: bool
         (x, best_x, _), _ = jax.lax.scan(step, (x0, x0, v0), jnp.arange(steps, dtype=x0.dtype))
         return x, best_x
 
-    return jax.jit(jax.vmap(one_restart, in_axes=(None, None, None, None, None, None, 0, None)))
+    return jax.jit(jax.vmap(one_restart, in_axes=(None, None, None, None, None, None, 0, 0)))
 
