@@ -20,6 +20,12 @@ the rules below hold for every framework:
   :class:`~lipmip.errors.UnsupportedOperatorError` naming the layer class and
   where it sits.
 
+Equinox and Flax NNX models are walked once, by :func:`jax_model_ops`, for
+both readers: it yields the layers' arrays as the framework stores them
+(:class:`StoredAffineOp`) and the ReLUs. :func:`load_object` converts them
+to float64; :mod:`lipmip.jax.params` keeps them as JAX arrays (tracers under
+``jit``) and composes them with the same :func:`plan_layers`.
+
 Framework packages are imported only for objects that come from them: a
 plain list never imports torch, flax or equinox.
 """
@@ -28,7 +34,7 @@ from __future__ import annotations
 
 import inspect
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,13 +47,17 @@ from lipmip.network import Layer, Network
 __all__ = [
     "AffineOp",
     "FlattenOp",
+    "LayerPlan",
     "ReluOp",
+    "StoredAffineOp",
     "as_float64",
     "comes_from",
     "is_identity_function",
+    "jax_model_ops",
     "linen_pairs",
     "load_object",
     "network_from_ops",
+    "plan_layers",
 ]
 
 SUPPORTED_OBJECTS = (
@@ -64,7 +74,9 @@ LAYOUTS = ("out_in", "in_out")
 
 @dataclass(frozen=True, eq=False)
 class AffineOp:
-    """``x -> W x + b`` with ``W`` of shape ``(out, in)``, float64."""
+    """``x -> W x + b`` with ``W`` of shape ``(out, in)``: float64 numpy
+    arrays here, JAX arrays in :mod:`lipmip.jax.params` (:func:`plan_layers`
+    composes either)."""
 
     W: np.ndarray
     b: np.ndarray
@@ -86,7 +98,21 @@ class FlattenOp:
     where: str
 
 
+@dataclass(frozen=True, eq=False)
+class StoredAffineOp:
+    """An affine layer as its JAX framework stores it, arrays untouched (JAX
+    arrays, tracers under ``jit``): ``weight`` of shape ``(out, in)`` when
+    ``layout`` is ``"out_in"`` (Equinox), a kernel of shape ``(in, out)`` when
+    ``"in_out"`` (Flax); ``bias`` may be ``None`` (zero). Not yet checked."""
+
+    weight: Any
+    bias: Any
+    layout: str
+    where: str
+
+
 Op = AffineOp | ReluOp | FlattenOp
+JaxModelOp = StoredAffineOp | ReluOp
 
 
 def comes_from(obj: Any, package: str) -> bool:
@@ -110,9 +136,15 @@ def as_float64(value: Any, what: str) -> np.ndarray:
         raise ModelFormatError(f"{what} is not a numeric array ({exc})") from None
 
 
-def affine_op(W: Any, b: Any, where: str) -> AffineOp:
-    """An :class:`AffineOp` from ``W`` of shape ``(out, in)`` and an optional bias
-    (``None`` means zero), converted to float64 and shape-checked."""
+def affine_op(W: Any, b: Any, where: str, *, layout: str = "out_in") -> AffineOp:
+    """An :class:`AffineOp` from ``W`` of shape ``(out, in)`` (with ``layout="in_out"``
+    a kernel of shape ``(in, out)``, transposed) and an optional bias (``None``
+    means zero), converted to float64 and shape-checked."""
+    if layout == "in_out":
+        kernel = as_float64(W, f"{where}: kernel")
+        if kernel.ndim != 2:
+            raise ShapeError(f"{where}: kernel must be 2-D (in, out), got shape {kernel.shape}")
+        W = kernel.T
     W_arr = as_float64(W, f"{where}: weight")
     if W_arr.ndim != 2:
         raise ShapeError(f"{where}: weight must be 2-D (out, in), got shape {W_arr.shape}")
@@ -123,12 +155,50 @@ def affine_op(W: Any, b: Any, where: str) -> AffineOp:
 
 
 def _compose(first: AffineOp, second: AffineOp) -> AffineOp:
-    """``second ∘ first`` as one affine map (float64)."""
+    """``second ∘ first`` as one affine map (numpy or JAX arrays alike)."""
     if second.W.shape[1] != first.W.shape[0]:
         raise ShapeError(
             f"{second.where} takes {second.W.shape[1]} inputs but {first.where} produces {first.W.shape[0]}"
         )
     return AffineOp(second.W @ first.W, second.W @ first.b + second.b, f"{first.where}+{second.where}")
+
+
+@dataclass(frozen=True)
+class LayerPlan:
+    """The layers an op list computes: ``layers`` pairs each (composed) affine
+    map with the activation after it, ``"relu"`` or ``"identity"``;
+    ``leading_relu``: a ReLU comes before the first affine map;
+    ``flattened``: a flatten does."""
+
+    layers: list[tuple[AffineOp, str]]
+    leading_relu: bool
+    flattened: bool
+
+
+def plan_layers(ops: Iterable[Op]) -> LayerPlan:
+    """Group ``ops`` (in forward order) into layers: consecutive affine ops are
+    composed into one (``@`` on their arrays, so numpy and JAX alike; raises
+    :class:`ShapeError` when they do not chain); a ReLU directly after an
+    affine op becomes that layer's activation; a repeated ReLU is dropped.
+    What a ReLU or flatten *before* the first affine op means is left to the
+    caller (:attr:`LayerPlan.leading_relu`, :attr:`LayerPlan.flattened`)."""
+    layers: list[tuple[AffineOp, str]] = []
+    pending: AffineOp | None = None
+    leading_relu = False
+    flattened = False
+    for op in ops:
+        if isinstance(op, FlattenOp):
+            flattened = flattened or (not layers and pending is None)
+        elif isinstance(op, AffineOp):
+            pending = op if pending is None else _compose(pending, op)
+        elif pending is not None:
+            layers.append((pending, "relu"))
+            pending = None
+        elif not layers:
+            leading_relu = True
+    if pending is not None:
+        layers.append((pending, "identity"))
+    return LayerPlan(layers, leading_relu, flattened)
 
 
 def network_from_ops(
@@ -149,27 +219,15 @@ def network_from_ops(
     affine op (otherwise the model's own layers would act on the last axis
     only). Raises :class:`ModelFormatError` when there is no affine op.
     """
-    layers: list[Layer] = []
-    pending: AffineOp | None = None
-    leading_relu = False
-    flattened = False
-    for op in ops:
-        if isinstance(op, FlattenOp):
-            flattened = flattened or (not layers and pending is None)
-        elif isinstance(op, AffineOp):
-            if leading_relu and not layers and pending is None:
-                layers.append(Layer(np.eye(op.W.shape[1]), None, "relu", index=0))
-            pending = op if pending is None else _compose(pending, op)
-        elif pending is not None:
-            layers.append(Layer(pending.W, pending.b, "relu", index=len(layers)))
-            pending = None
-        elif not layers:
-            leading_relu = True
-    if pending is not None:
-        layers.append(Layer(pending.W, pending.b, "identity", index=len(layers)))
-    if not layers:
+    plan = plan_layers(ops)
+    if not plan.layers:
         raise ModelFormatError(f"{source} has no linear layer; lipmip needs at least one affine map")
-    if input_shape is not None and len(tuple(input_shape)) > 1 and not flattened:
+    layers: list[Layer] = []
+    if plan.leading_relu:
+        layers.append(Layer(np.eye(plan.layers[0][0].W.shape[1]), None, "relu", index=0))
+    for affine, activation in plan.layers:
+        layers.append(Layer(affine.W, affine.b, activation, index=len(layers)))
+    if input_shape is not None and len(tuple(input_shape)) > 1 and not plan.flattened:
         raise ShapeError(
             f"input_shape {tuple(input_shape)} has several dimensions but {source} has no Flatten before "
             "its first linear layer, so it does not act on that shape as one flat vector"
@@ -242,10 +300,8 @@ def _module_reader(obj: Any) -> Callable[..., Network] | None:
         from lipmip.io.torch_format import network_from_torch
 
         return network_from_torch
-    if comes_from(obj, "equinox"):
-        return _network_from_equinox
-    if comes_from(obj, "flax.nnx"):
-        return _network_from_nnx
+    if comes_from(obj, "equinox") or comes_from(obj, "flax.nnx"):
+        return _network_from_jax_model
     if comes_from(obj, "flax.linen"):
         return _refuse_linen_module
     return None
@@ -352,7 +408,7 @@ def is_identity_function(fn: Any) -> bool:
     return code.co_argcount == 1 and not code.co_kwonlyargcount and code.co_code == reference.co_code
 
 
-def _jax_activation_ops(fn: Any, where: str, source: str) -> list[Op]:
+def _jax_activation_ops(fn: Any, where: str, source: str) -> list[ReluOp]:
     """The ops of a JAX activation callable: ``[ReluOp]`` for ``jax.nn.relu``
     (which Flax re-exports as ``nnx.relu``/``linen.relu``), ``[]`` for the
     identity; raises :class:`UnsupportedOperatorError` for anything else."""
@@ -369,37 +425,59 @@ def _jax_activation_ops(fn: Any, where: str, source: str) -> list[Op]:
     )
 
 
-# ---------------------------------------------------------------------- Equinox
+# ---------------------------------------------------------------------- Equinox and Flax NNX
 
 
-def _network_from_equinox(model: Any, *, input_shape: Sequence[int] | None = None, name: str | None = None) -> Network:
-    """An Equinox ``MLP``, ``Sequential`` or ``Linear`` as a Network."""
-    eqx = optional_import("equinox", "reading Equinox models")
-    ops = _equinox_ops(eqx, model, type(model).__name__)
-    return network_from_ops(ops, input_shape=input_shape, name=name, source=f"the Equinox {type(model).__name__}")
+def jax_model_ops(model: Any) -> tuple[Iterator[JaxModelOp], str] | None:
+    """The ops of an Equinox ``MLP``/``Sequential``/``Linear`` or a Flax
+    ``nnx.Sequential``/``nnx.Linear`` in forward order, and a label naming the
+    model for messages (``"the Equinox MLP"``); ``None`` for any other object.
+
+    The ops are yielded lazily, so a caller converting each as it comes sees
+    errors in forward order. Arrays are never copied or converted (they may
+    be tracers); identity and dropout layers yield nothing. Raises
+    :class:`UnsupportedOperatorError` naming any other layer or activation
+    and where it sits."""
+    label = type(model).__name__
+    if comes_from(model, "equinox"):
+        eqx = optional_import("equinox", "reading Equinox models")
+        return _equinox_ops(eqx, model, label), f"the Equinox {label}"
+    if comes_from(model, "flax.nnx"):
+        nnx = optional_import("flax.nnx", "reading Flax NNX models")
+        return _nnx_ops(nnx, model, label), f"the Flax {label}"
+    return None
 
 
-def _equinox_ops(eqx: Any, module: Any, where: str) -> list[Op]:
+def _network_from_jax_model(model: Any, *, input_shape: Sequence[int] | None = None, name: str | None = None) -> Network:
+    """An Equinox ``MLP``/``Sequential``/``Linear`` or a Flax ``nnx.Sequential``/
+    ``nnx.Linear`` as a Network (weights converted to float64)."""
+    ops, source = jax_model_ops(model)
+    float64_ops = [
+        affine_op(op.weight, op.bias, op.where, layout=op.layout) if isinstance(op, StoredAffineOp) else op for op in ops
+    ]
+    return network_from_ops(float64_ops, input_shape=input_shape, name=name, source=source)
+
+
+def _equinox_ops(eqx: Any, module: Any, where: str) -> Iterator[JaxModelOp]:
     """The ops of one Equinox module (recursing into Sequential and MLP)."""
     nn = eqx.nn
     kind = type(module)
     if kind is nn.Linear:
-        return [affine_op(_column(module.weight), module.bias, where)]
-    if kind is nn.MLP:
-        return _equinox_mlp_ops(module, where)
-    if kind is nn.Sequential:
-        ops: list[Op] = []
+        yield StoredAffineOp(_column(module.weight), module.bias, "out_in", where)
+    elif kind is nn.MLP:
+        yield from _equinox_mlp_ops(module, where)
+    elif kind is nn.Sequential:
         for i, layer in enumerate(module.layers):
-            ops += _equinox_ops(eqx, layer, f"{where}.layers[{i}]")
-        return ops
-    if kind is nn.Lambda:
-        return _jax_activation_ops(module.fn, where, "Equinox Lambda")
-    if kind in (nn.Identity, nn.Dropout):
-        return []
-    raise UnsupportedOperatorError(
-        f"Equinox layer {kind.__name__} at {where} is not supported; lipmip reads Linear, "
-        "Lambda(jax.nn.relu), Identity, Dropout (as the identity), and MLP and Sequential of those"
-    )
+            yield from _equinox_ops(eqx, layer, f"{where}.layers[{i}]")
+    elif kind is nn.Lambda:
+        yield from _jax_activation_ops(module.fn, where, "Equinox Lambda")
+    elif kind in (nn.Identity, nn.Dropout):
+        return
+    else:
+        raise UnsupportedOperatorError(
+            f"Equinox layer {kind.__name__} at {where} is not supported; lipmip reads Linear, "
+            "Lambda(jax.nn.relu), Identity, Dropout (as the identity), and MLP and Sequential of those"
+        )
 
 
 def _column(weight: Any) -> Any:
@@ -408,37 +486,26 @@ def _column(weight: Any) -> Any:
     return weight.reshape(-1, 1) if np.ndim(weight) == 1 else weight
 
 
-def _equinox_mlp_ops(mlp: Any, where: str) -> list[Op]:
+def _equinox_mlp_ops(mlp: Any, where: str) -> Iterator[JaxModelOp]:
     """The ops of an ``eqx.nn.MLP``: ``activation`` after every layer but the
     last, ``final_activation`` after the last. Layers stacked for
-    ``scan=True`` are unstacked. Like Equinox itself, an MLP of depth 0 applies
-    no final activation."""
+    ``scan=True`` are unstacked (by indexing, which traces). Like Equinox
+    itself, an MLP of depth 0 applies no final activation."""
     affines = []
     for i, layer in enumerate(mlp.layers):
-        weights, biases = np.asarray(layer.weight), layer.bias
-        if weights.ndim == 3:  # scan=True stacks the hidden layers
-            biases = [None] * weights.shape[0] if biases is None else list(biases)
-            affines += [affine_op(w, b, f"{where}.layers[{i}][{k}]") for k, (w, b) in enumerate(zip(weights, biases))]
+        weight, bias = layer.weight, layer.bias
+        if np.ndim(weight) == 3:  # scan=True stacks the hidden layers
+            for k in range(weight.shape[0]):
+                stacked_bias = None if bias is None else bias[k]
+                affines.append(StoredAffineOp(weight[k], stacked_bias, "out_in", f"{where}.layers[{i}][{k}]"))
         else:
-            affines.append(affine_op(_column(weights), biases, f"{where}.layers[{i}]"))
-    ops: list[Op] = []
+            affines.append(StoredAffineOp(_column(weight), bias, "out_in", f"{where}.layers[{i}]"))
     for i, affine in enumerate(affines):
-        ops.append(affine)
+        yield affine
         if i < len(affines) - 1:
-            ops += _jax_activation_ops(mlp.activation, f"{where}.activation", "Equinox MLP")
+            yield from _jax_activation_ops(mlp.activation, f"{where}.activation", "Equinox MLP")
     if len(affines) > 1:
-        ops += _jax_activation_ops(mlp.final_activation, f"{where}.final_activation", "Equinox MLP")
-    return ops
-
-
-# ---------------------------------------------------------------------- Flax
-
-
-def _network_from_nnx(model: Any, *, input_shape: Sequence[int] | None = None, name: str | None = None) -> Network:
-    """A Flax ``nnx.Sequential`` or ``nnx.Linear`` as a Network."""
-    nnx = optional_import("flax.nnx", "reading Flax NNX models")
-    ops = _nnx_ops(nnx, model, type(model).__name__)
-    return network_from_ops(ops, input_shape=input_shape, name=name, source=f"the Flax {type(model).__name__}")
+        yield from _jax_activation_ops(mlp.final_activation, f"{where}.final_activation", "Equinox MLP")
 
 
 def _variable_value(variable: Any) -> Any:
@@ -449,27 +516,26 @@ def _variable_value(variable: Any) -> Any:
     return getter() if callable(getter) else getattr(variable, "value", variable)
 
 
-def _nnx_ops(nnx: Any, layer: Any, where: str) -> list[Op]:
+def _nnx_ops(nnx: Any, layer: Any, where: str) -> Iterator[JaxModelOp]:
     """The ops of one NNX layer or plain activation function."""
     kind = type(layer)
     if kind is nnx.Linear:
-        kernel = as_float64(_variable_value(layer.kernel), f"{where}: kernel")
-        if kernel.ndim != 2:
-            raise ShapeError(f"{where}: kernel must be 2-D (in, out), got shape {kernel.shape}")
-        return [affine_op(kernel.T, _variable_value(layer.bias), where)]
-    if kind is nnx.Sequential:
-        ops: list[Op] = []
+        yield StoredAffineOp(_variable_value(layer.kernel), _variable_value(layer.bias), "in_out", where)
+    elif kind is nnx.Sequential:
         for i, sub in enumerate(layer.layers):
-            ops += _nnx_ops(nnx, sub, f"{where}.layers[{i}]")
-        return ops
-    if kind is nnx.Dropout:
-        return []
-    if not isinstance(layer, nnx.Module) and callable(layer):
-        return _jax_activation_ops(layer, where, "Flax")
-    raise UnsupportedOperatorError(
-        f"Flax layer {kind.__name__} at {where} is not supported; lipmip reads nnx.Sequential of "
-        "nnx.Linear, nnx.relu and nnx.Dropout (as the identity)"
-    )
+            yield from _nnx_ops(nnx, sub, f"{where}.layers[{i}]")
+    elif kind is nnx.Dropout:
+        return
+    elif not isinstance(layer, nnx.Module) and callable(layer):
+        yield from _jax_activation_ops(layer, where, "Flax")
+    else:
+        raise UnsupportedOperatorError(
+            f"Flax layer {kind.__name__} at {where} is not supported; lipmip reads nnx.Sequential of "
+            "nnx.Linear, nnx.relu and nnx.Dropout (as the identity)"
+        )
+
+
+# ---------------------------------------------------------------------- Flax linen modules
 
 
 def _refuse_linen_module(model: Any, **_: Any) -> Network:

@@ -19,6 +19,11 @@ Accepted models:
 * Flax linen variables or parameters (``{"params": {"Dense_0": {"kernel",
   "bias"}, ...}}``); linen kernels are stored ``(in, out)`` and are transposed.
 
+Equinox and Flax NNX models are walked by the same code as
+:func:`lipmip.load` (:func:`lipmip.io.objects.jax_model_ops`) and grouped
+into layers by the same rules (:func:`lipmip.io.objects.plan_layers`); only
+the arrays differ: here they stay JAX arrays, never converted to float64.
+
 A model object knows its activations (:func:`activations_of`); a bare list
 has ReLU after every layer but the last unless ``activations=`` says
 otherwise. Shapes are static under ``jit``, so every shape check here runs at
@@ -30,7 +35,7 @@ would stop the computation to look at them): NaN weights give NaN results.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import jax
@@ -39,7 +44,7 @@ import numpy as np
 
 from lipmip.activations import get_activation
 from lipmip.errors import InvalidQueryError, InvalidRegionError, ModelFormatError, ShapeError, UnsupportedOperatorError
-from lipmip.io.objects import comes_from, is_identity_function
+from lipmip.io.objects import AffineOp, JaxModelOp, StoredAffineOp, jax_model_ops, linen_pairs, plan_layers
 from lipmip.jax.core import default_activations
 from lipmip.network import Network
 from lipmip.norms import parse_norm
@@ -96,10 +101,9 @@ def _read(model: Any, activations: Sequence[str] | None) -> tuple[list[Pair], tu
         return [(jnp.asarray(W), jnp.asarray(b)) for W, b in model.params], model.activations
     if isinstance(model, Mapping):
         return _linen(model)
-    if comes_from(model, "equinox"):
-        return _from_ops(_equinox_ops(model, type(model).__name__), f"the Equinox {type(model).__name__}")
-    if comes_from(model, "flax.nnx"):
-        return _from_ops(_nnx_ops(model, type(model).__name__), f"the Flax {type(model).__name__}")
+    framework_model = jax_model_ops(model)
+    if framework_model is not None:
+        return _from_ops(*framework_model)
     raise ModelFormatError(f"cannot read parameters from an object of type {type(model).__name__}; supported: {SUPPORTED_MODELS}")
 
 
@@ -116,7 +120,14 @@ def _pairs(entries: Sequence[Any]) -> list[Pair]:
     return pairs
 
 
-def _affine(W: Any, b: Any, where: str) -> Pair:
+def _affine(W: Any, b: Any, where: str, *, layout: str = "out_in") -> Pair:
+    """A shape-checked ``(W, b)`` pair, ``W`` of shape ``(out, in)``; with
+    ``layout="in_out"`` ``W`` is a kernel of shape ``(in, out)``, transposed."""
+    if layout == "in_out":
+        kernel = _array(W, f"{where}: kernel")
+        if kernel.ndim != 2:
+            raise ShapeError(f"{where}: kernel must be 2-D (in, out), got shape {kernel.shape}")
+        W = kernel.T
     W = _array(W, f"{where}: weight W")
     if W.ndim != 2:
         raise ShapeError(f"{where}: weight W must be 2-D (out, in), got shape {W.shape}")
@@ -161,142 +172,37 @@ def _activation_names(activations: Sequence[str] | None, num_layers: int) -> tup
 def _linen(variables: Mapping) -> tuple[list[Pair], tuple[str, ...]]:
     """Flax linen variables or parameters: Dense layers in the numeric order
     of their names' suffixes, kernels transposed, ReLU between."""
-    from lipmip.io.objects import linen_pairs
-
     entries = linen_pairs(variables)  # checks the layout; the arrays are left as they are
     names = [f"Flax layer {i}" for i in range(len(entries))]
-    pairs = []
-    for (kernel, bias), where in zip(entries, names):
-        kernel = _array(kernel, f"{where}: kernel")
-        pairs.append(_affine(kernel.T, bias, where))
+    pairs = [_affine(kernel, bias, where, layout="in_out") for (kernel, bias), where in zip(entries, names)]
     _check_chain(pairs, names)
     return pairs, default_activations(len(pairs))
 
 
-# ---------------------------------------------------------------------- framework modules as ops
-
-_RELU = "relu"
+# ---------------------------------------------------------------------- Equinox and Flax NNX models
 
 
-def _activation_op(fn: Any, where: str, source: str) -> list[str]:
-    if fn is jax.nn.relu:
-        return [_RELU]
-    if is_identity_function(fn):
-        return []
-    label = getattr(fn, "__name__", None) or type(fn).__name__
-    raise UnsupportedOperatorError(
-        f"{source} activation {label!r} at {where} is not supported; lipmip.jax represents ReLU (jax.nn.relu) and "
-        "the identity, nothing else"
-    )
-
-
-def _equinox_ops(module: Any, where: str) -> list[Any]:
-    import equinox as eqx
-
-    nn = eqx.nn
-    kind = type(module)
-    if kind is nn.Linear:
-        weight = module.weight.reshape(-1, 1) if module.weight.ndim == 1 else module.weight
-        return [(_affine(weight, module.bias, where), where)]
-    if kind is nn.MLP:
-        affines = []
-        for i, layer in enumerate(module.layers):
-            if layer.weight.ndim == 3:  # scan=True stacks the hidden layers
-                for k in range(layer.weight.shape[0]):
-                    bias = None if layer.bias is None else layer.bias[k]
-                    affines.append((_affine(layer.weight[k], bias, f"{where}.layers[{i}][{k}]"), f"{where}.layers[{i}][{k}]"))
-            else:
-                weight = layer.weight.reshape(-1, 1) if layer.weight.ndim == 1 else layer.weight
-                affines.append((_affine(weight, layer.bias, f"{where}.layers[{i}]"), f"{where}.layers[{i}]"))
-        ops: list[Any] = []
-        for i, affine in enumerate(affines):
-            ops.append(affine)
-            if i < len(affines) - 1:
-                ops += _activation_op(module.activation, f"{where}.activation", "Equinox MLP")
-        if len(affines) > 1:
-            ops += _activation_op(module.final_activation, f"{where}.final_activation", "Equinox MLP")
-        return ops
-    if kind is nn.Sequential:
-        ops = []
-        for i, layer in enumerate(module.layers):
-            ops += _equinox_ops(layer, f"{where}.layers[{i}]")
-        return ops
-    if kind is nn.Lambda:
-        return _activation_op(module.fn, where, "Equinox Lambda")
-    if kind in (nn.Identity, nn.Dropout):
-        return []
-    raise UnsupportedOperatorError(
-        f"Equinox layer {kind.__name__} at {where} is not supported; lipmip.jax reads Linear, Lambda(jax.nn.relu), "
-        "Identity, Dropout (as the identity), and MLP and Sequential of those"
-    )
-
-
-def _nnx_value(variable: Any) -> Any:
-    if variable is None:
-        return None
-    return variable[...]
-
-
-def _nnx_ops(layer: Any, where: str) -> list[Any]:
-    from flax import nnx
-
-    kind = type(layer)
-    if kind is nnx.Linear:
-        kernel = _array(_nnx_value(layer.kernel), f"{where}: kernel")
-        if kernel.ndim != 2:
-            raise ShapeError(f"{where}: kernel must be 2-D (in, out), got shape {kernel.shape}")
-        return [(_affine(kernel.T, _nnx_value(layer.bias), where), where)]
-    if kind is nnx.Sequential:
-        ops: list[Any] = []
-        for i, sub in enumerate(layer.layers):
-            ops += _nnx_ops(sub, f"{where}.layers[{i}]")
-        return ops
-    if kind is nnx.Dropout:
-        return []
-    if not isinstance(layer, nnx.Module) and callable(layer):
-        return _activation_op(layer, where, "Flax")
-    raise UnsupportedOperatorError(
-        f"Flax layer {kind.__name__} at {where} is not supported; lipmip.jax reads nnx.Sequential of nnx.Linear, "
-        "nnx.relu and nnx.Dropout (as the identity)"
-    )
-
-
-def _from_ops(ops: list[Any], source: str) -> tuple[list[Pair], tuple[str, ...]]:
-    """Layers from ops in forward order (``((W, b), where)`` or ``"relu"``):
-    consecutive affine maps composed, a ReLU after an affine map its
-    activation, a repeated ReLU dropped; a ReLU before the first affine map
-    is refused (it is no layer of an MLP)."""
-    pairs: list[Pair] = []
-    names: list[str] = []
-    activations: list[str] = []
-    pending: tuple[Pair, str] | None = None
-    for op in ops:
-        if op == _RELU:
-            if pending is not None:
-                pairs.append(pending[0])
-                names.append(pending[1])
-                activations.append("relu")
-                pending = None
-            elif not pairs:
-                raise UnsupportedOperatorError(f"{source} applies a ReLU before its first linear layer; lipmip.jax "
-                                               "reads networks that start with a linear layer")
-            continue
-        if pending is None:
-            pending = op
-        else:
-            (W1, b1), where1 = pending
-            (W2, b2), where2 = op
-            if W2.shape[1] != W1.shape[0]:
-                raise ShapeError(f"{where2} takes {W2.shape[1]} inputs but {where1} produces {W1.shape[0]}")
-            pending = ((W2 @ W1, W2 @ b1 + b2), f"{where1}+{where2}")
-    if pending is not None:
-        pairs.append(pending[0])
-        names.append(pending[1])
-        activations.append("identity")
-    if not pairs:
+def _from_ops(ops: Iterable[JaxModelOp], source: str) -> tuple[list[Pair], tuple[str, ...]]:
+    """Layers from the ops of :func:`~lipmip.io.objects.jax_model_ops`: each
+    stored affine map shape-checked by :func:`_affine` (arrays kept as they
+    are), then grouped by :func:`~lipmip.io.objects.plan_layers` (consecutive
+    affine maps composed, a ReLU after one its activation, a repeated ReLU
+    dropped). A ReLU before the first affine map is refused (it is no layer
+    of an MLP)."""
+    jax_ops = [
+        AffineOp(*_affine(op.weight, op.bias, op.where, layout=op.layout), op.where) if isinstance(op, StoredAffineOp) else op
+        for op in ops
+    ]
+    plan = plan_layers(jax_ops)
+    if plan.leading_relu:
+        raise UnsupportedOperatorError(
+            f"{source} applies a ReLU before its first linear layer; lipmip.jax reads networks that start with a linear layer"
+        )
+    if not plan.layers:
         raise ModelFormatError(f"{source} has no linear layer; lipmip.jax needs at least one affine map")
-    _check_chain(pairs, names)
-    return pairs, tuple(activations)
+    pairs = [(affine.W, affine.b) for affine, _ in plan.layers]
+    _check_chain(pairs, [affine.where for affine, _ in plan.layers])
+    return pairs, tuple(activation for _, activation in plan.layers)
 
 
 # ---------------------------------------------------------------------- argument checks (trace time)
