@@ -306,12 +306,20 @@ class Network:
         know use :meth:`pre_activations`.
         """
         h, batch = self._as_batch(x)
-        m = h.shape[0]
-        J = np.broadcast_to(np.eye(self.input_dim), (m, self.input_dim, self.input_dim))
+        slopes = []
         for layer in self._layers:
             z = h @ layer.W.T + layer.b
-            J = layer.activation.slope(z)[:, :, None] * np.einsum("oi,bij->boj", layer.W, J)
+            slopes.append(layer.activation.slope(z))
             h = layer.activation.forward(z)
+        # multiply the masked layers from the narrow end: reverse mode when there are fewer outputs than inputs
+        if self.output_dim <= self.input_dim:
+            J = slopes[-1][:, :, None] * self._layers[-1].W[None]
+            for layer, s in zip(reversed(self._layers[:-1]), reversed(slopes[:-1])):
+                J = (J * s[:, None, :]) @ layer.W
+        else:
+            J = slopes[0][:, :, None] * self._layers[0].W[None]
+            for layer, s in zip(self._layers[1:], slopes[1:]):
+                J = s[:, :, None] * (layer.W @ J)
         return J.reshape(batch + (self.output_dim, self.input_dim))
 
     def to_jax(self, dtype: Any = None) -> Callable:
