@@ -112,8 +112,8 @@ def throughput(shared: Path) -> dict:
     for label, query in queries:
         row = {}
         for backend, dtype in (("jax", "float32"), ("jax", "float64"), ("numpy", "float64")):
-            ranked_values(net, query, points[:1000], free, backend, dtype)  # compile / warm up
             n = THROUGHPUT_POINTS if backend == "jax" else THROUGHPUT_POINTS // 10
+            ranked_values(net, query, points[:n], free, backend, dtype)  # compile this shape / warm up
             t = time.perf_counter()
             ranked_values(net, query, points[:n], free, backend, dtype)
             row[f"{backend}-{dtype}"] = n / (time.perf_counter() - t)
@@ -188,7 +188,7 @@ def report(records: list[dict], meta: dict) -> str:
         t = meta["throughput"]
         lines += [f"## Sampler throughput on {t['network']}", "",
                   "Points per second whose local Lipschitz value is computed (the ranking step of `sample` and "
-                  f"`ascent`), best of one timed call after a warm-up ({t['points']:,} points for JAX, a tenth of "
+                  f"`ascent`), one timed call after a warm-up call of the same size ({t['points']:,} points for JAX, a tenth of "
                   "that for numpy):", "", "| query | JAX float32 | JAX float64 | numpy float64 |", "|---|---:|---:|---:|"]
         for label in ("margin (gradient)", "Jacobian ∞→∞"):
             row = t[label]

@@ -23,7 +23,7 @@ from lipmip.query import Query
 __all__ = ["JaxQuery", "jax_query", "jax_local_values", "precision", "DTYPES"]
 
 DTYPES = ("float32", "float64")
-_CHUNK_FLOATS = 2**26  # points per chunk are chosen so a chunk's Jacobians stay below this many floats
+_CHUNK_FLOATS = 2**22  # points per chunk are chosen so a chunk's Jacobians stay below this many floats (32 MB)
 
 
 @dataclass(frozen=True, eq=False)
@@ -86,15 +86,15 @@ def jax_local_values(jq: JaxQuery, points: np.ndarray) -> np.ndarray:
     rows = jq.params[-1][0].shape[0] if jq.c is None else 1
     chunk = max(1, _CHUNK_FLOATS // (rows * points.shape[1]))
     n = points.shape[0]
+    points = np.asarray(points, dtype=jq.dtype)
     if n <= chunk:
-        block = jnp.asarray(points, dtype=jq.params[0][0].dtype)
-        return np.asarray(kernel(jq.params, jq.c, jq.free, block), dtype=np.float64)
+        return np.asarray(kernel(jq.params, jq.c, jq.free, jnp.asarray(points)), dtype=np.float64)
     out = np.empty(n)
     for start in range(0, n, chunk):
         block = points[start:start + chunk]
         size = block.shape[0]
         if size < chunk:  # pad the last chunk, so that every call has the one compiled shape
-            block = np.vstack([block, np.broadcast_to(block[-1], (chunk - size, block.shape[1]))])
-        values = kernel(jq.params, jq.c, jq.free, jnp.asarray(block, dtype=jq.params[0][0].dtype))
+            block = np.concatenate([block, np.broadcast_to(block[-1], (chunk - size, block.shape[1]))])
+        values = kernel(jq.params, jq.c, jq.free, jnp.asarray(block))
         out[start:start + size] = np.asarray(values, dtype=np.float64)[:size]
     return out

@@ -28,7 +28,9 @@ __all__ = ["sample_lower_bound", "local_values", "ranked_values", "certify_point
            "JAX_MIN_WORK"]
 
 BACKENDS = ("auto", "jax", "numpy")
-JAX_MIN_WORK = 5e7  # points × parameters above which "auto" ranks points in JAX (below it, compiling costs more)
+# points × parameters × (outputs, for a Jacobian) above which "auto" ranks points in JAX: below it, compiling
+# (0.3-1 s) costs more than JAX saves over numpy (about 2x for gradients, 3x for Jacobians on mnist_relu_3_100)
+JAX_MIN_WORK = 5e9
 
 
 def check_count(value: object, name: str, minimum: int) -> int:
@@ -71,7 +73,8 @@ def ranked_values(net: Network, query: Query, points: np.ndarray, free: np.ndarr
     if backend not in BACKENDS:
         raise InvalidQueryError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
     if backend == "auto":
-        backend = "jax" if points.shape[0] * net.num_parameters >= JAX_MIN_WORK else "numpy"
+        rows = 1 if query.c is not None else net.output_dim
+        backend = "jax" if points.shape[0] * net.num_parameters * rows >= JAX_MIN_WORK else "numpy"
     if backend == "numpy":
         return local_values(net, query, points, free), "numpy"
     from lipmip.estimate.jax_values import jax_local_values, jax_query, precision
