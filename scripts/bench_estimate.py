@@ -229,7 +229,7 @@ def targets(records: list[dict]) -> list[str]:
                    "neither 20,000 sampled points nor 256 ascent restarts of 300 steps reach (measured on the misses "
                    "of an earlier run: neither changes a single ratio), presumably a region of small volume among less "
                    "steep ones (on mnist image 2 at 0.01 it lies 5 ReLU flips from the centre's pattern, and every "
-                   "ascent restart ends in one region 8% lower). The exact engines find them (`bab` closes each in "
+                   "ascent restart ends in one region about 7% lower). The exact engines find them (`bab` closes each in "
                    "at most 14 s, most in under 1.5 s); the fast "
                    "bounds are for when an answer within a few percent, certified on the safe side, is enough.")
     missing = [r["instance"] for r in records if not exact_value(r)]
