@@ -30,8 +30,9 @@ import numpy as np
 
 from lipmip.domains import Ball, Box, Region
 from lipmip.estimate.points import search_points
-from lipmip.estimate.sampling import certify_points, check_count, local_values, ranked_values
+from lipmip.estimate.sampling import certify_points, local_values, ranked_values
 from lipmip.network import Network
+from lipmip.options import check_count
 from lipmip.query import Query
 from lipmip.result import LipschitzBound
 from lipmip.witness import free_coordinates

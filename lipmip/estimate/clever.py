@@ -20,8 +20,9 @@ import warnings
 import numpy as np
 
 from lipmip.domains import Region
-from lipmip.estimate.sampling import check_count, ranked_values
+from lipmip.estimate.sampling import ranked_values
 from lipmip.network import Network
+from lipmip.options import check_count
 from lipmip.query import Query
 from lipmip.result import LipschitzBound
 from lipmip.witness import free_coordinates

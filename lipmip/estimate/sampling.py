@@ -20,24 +20,18 @@ from lipmip.domains import Region
 from lipmip.errors import InvalidQueryError
 from lipmip.estimate.points import search_points
 from lipmip.network import Network
+from lipmip.options import check_count
 from lipmip.query import Query
 from lipmip.result import LipschitzBound, Witness
 from lipmip.witness import best_witness, free_coordinates, recertified, witness_from_point
 
-__all__ = ["sample_lower_bound", "local_values", "ranked_values", "certify_points", "check_count", "BACKENDS",
+__all__ = ["sample_lower_bound", "local_values", "ranked_values", "certify_points", "BACKENDS",
            "JAX_MIN_WORK"]
 
 BACKENDS = ("auto", "jax", "numpy")
 # points × parameters × (outputs, for a Jacobian) above which "auto" ranks points in JAX: below it, compiling
 # (0.3-1 s) costs more than JAX saves over numpy (about 2x for gradients, 3x for Jacobians on mnist_relu_3_100)
 JAX_MIN_WORK = 5e9
-
-
-def check_count(value: object, name: str, minimum: int) -> int:
-    """``value`` as an int ``>= minimum``, or :class:`InvalidQueryError` naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise InvalidQueryError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
 
 
 def local_values(net: Network, query: Query, points: np.ndarray, free: np.ndarray | None = None) -> np.ndarray:

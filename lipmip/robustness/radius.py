@@ -72,6 +72,7 @@ from lipmip.domains import Ball
 from lipmip.errors import InvalidQueryError, LipmipError
 from lipmip.network import Network
 from lipmip.norms import dual_norm, norm_name, parse_norm, vector_norm
+from lipmip.options import check_count
 from lipmip.query import Query
 from lipmip.result import Witness
 from lipmip.robustness.attack import DISTANCE_SAFETY, Adversarial, find_adversarial, gradients
@@ -108,12 +109,6 @@ def ladder(method: str) -> tuple[str, ...]:
         raise InvalidQueryError(f"method {method!r} gives no certified upper bound and cannot certify; "
                                 "use auto, interval, bab, mip or another upper-bound method")
     return ("interval",) if method == "interval" else ("interval", method)
-
-
-def _count(value: Any, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise InvalidQueryError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
 
 
 @dataclass(frozen=True)
@@ -164,7 +159,7 @@ class CertifySettings:
             object.__setattr__(self, "time_limit", limit)
         for name, minimum in (("seed", 0), ("samples", 0), ("attack_steps", 0), ("attack_restarts", 0),
                               ("attack_samples", 0), ("radius_steps", 1)):
-            object.__setattr__(self, name, _count(getattr(self, name), name, minimum))
+            object.__setattr__(self, name, check_count(getattr(self, name), name, minimum))
         if self.radius_search not in RADIUS_SEARCHES:
             raise InvalidQueryError(f"radius_search must be one of {', '.join(RADIUS_SEARCHES)}, got {self.radius_search!r}")
         if self.bounds not in BOUND_METHODS:
