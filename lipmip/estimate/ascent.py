@@ -31,6 +31,7 @@ import numpy as np
 from lipmip.domains import Ball, Box, Region
 from lipmip.estimate.points import search_points
 from lipmip.estimate.sampling import certify_points, local_values, ranked_values
+from lipmip.estimate.walk import project_into, region_walk
 from lipmip.network import Network
 from lipmip.options import check_count
 from lipmip.query import Query
@@ -104,7 +105,7 @@ def ascent_lower_bound(
         ended, best_seen = kernel(jq.params, jq.c, jq.free, *_region_arrays(region, dtype), starts.astype(dtype),
                                   tau0.astype(dtype))
         found = np.vstack([np.asarray(ended, dtype=np.float64), np.asarray(best_seen, dtype=np.float64)])
-    found = _inside(region, found)
+    found = project_into(region, found)  # float32 rounding can leave an end point a hair outside
     seconds["ascent"] = time.perf_counter() - lap
 
     lap = time.perf_counter()
@@ -115,11 +116,9 @@ def ascent_lower_bound(
         "samples": int(points.shape[0]), "restarts": restarts, "steps": steps, "dtype": dtype,
         "initial_temperatures": [base, base * _HOTTEST],
         "best_sampled_value": float(sampled.max()),
-        "best_ascent_value": float(local_values(net, query, found, free).max()),
+        "best_ascent_value": float(pool_values[: found.shape[0]].max()),
     }
     if walk:
-        from lipmip.estimate.walk import region_walk
-
         walked = region_walk(net, query, region, chosen)
         chosen = np.vstack([walked.points, chosen])
         details["walk"] = walked.summary()
@@ -154,14 +153,6 @@ def _region_arrays(region: Region, dtype: str) -> tuple[np.ndarray, np.ndarray, 
     box = region.bounding_box() if isinstance(region, Ball) else region
     radius = region.radius if isinstance(region, Ball) else 0.0
     return box.lo.astype(dtype), box.hi.astype(dtype), np.append(region.center, radius).astype(dtype)
-
-
-def _inside(region: Region, points: np.ndarray) -> np.ndarray:
-    """The float64 copies of the JAX end points, moved into the region
-    (float32 rounding can leave them a hair outside)."""
-    from lipmip.estimate.walk import project_into
-
-    return project_into(region, points)
 
 
 @lru_cache(maxsize=None)
